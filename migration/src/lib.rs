@@ -1,0 +1,32 @@
+//! Versioned schema migrations, shared by SQLite, MySQL/MariaDB and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_users;
+mod m20261122_000002_create_sessions;
+mod m20261122_000003_create_refresh_tokens;
+
+/// The ordered list of migrations the server applies at start-up.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_users::Migration),
+            Box::new(m20261122_000002_create_sessions::Migration),
+            Box::new(m20261122_000003_create_refresh_tokens::Migration),
+        ]
+    }
+}
+
+/// A UTC instant column: `TIMESTAMPTZ` on PostgreSQL, `DATETIME(6)` on MySQL
+/// (its `TIMESTAMP` ends in 2038 and may auto-update), text on SQLite.
+pub(crate) fn instant<T: IntoIden>(manager: &SchemaManager, name: T) -> ColumnDef {
+    let mut col = ColumnDef::new(name);
+    match manager.get_database_backend() {
+        sea_orm::DatabaseBackend::MySql => col.custom(Alias::new("DATETIME(6)")),
+        _ => col.timestamp_with_time_zone(),
+    };
+    col
+}

@@ -1,0 +1,528 @@
+//! The auth service: accounts, sessions and tokens. Knows nothing of GraphQL or HTTP.
+
+mod passwords;
+mod rate_limit;
+pub mod tokens;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, RelationTrait, SqlErr, TransactionTrait,
+};
+use uuid::Uuid;
+
+pub use passwords::PasswordHasher;
+pub use rate_limit::RateLimits;
+use tokens::{RefreshToken, TokenKeys};
+
+use crate::config::Settings;
+use crate::domain::{Email, InvalidInput, Password, Username};
+use crate::entity::{refresh_token, session, user};
+use crate::error::AuthError;
+
+/// An account as the rest of the server sees it: no password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for Account {
+    fn from(m: user::Model) -> Self {
+        Self {
+            id: m.id,
+            email: m.email,
+            username: m.username,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// Who is calling: the holder of a valid access token of a live session.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub account: Account,
+    pub session_id: Uuid,
+}
+
+/// A freshly issued token pair and the account it belongs to.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub access_token: String,
+    pub refresh_token: RefreshToken,
+    pub expires_in: i64,
+    pub refresh_expires_in: i64,
+    pub account: Account,
+}
+
+/// How a login names its account: exactly one of email or username.
+#[derive(Debug, Clone)]
+pub enum LoginIdentifier {
+    Email(Email),
+    Username(Username),
+}
+
+impl LoginIdentifier {
+    /// Both or neither is an error on the `email` field, as the contract says.
+    pub fn parse(email: Option<&str>, username: Option<&str>) -> Result<Self, InvalidInput> {
+        match (email, username) {
+            (Some(e), None) => Email::parse(e).map(Self::Email),
+            (None, Some(u)) => Username::parse(u)
+                // Login never reveals the policy in detail: any bad username is just bad input.
+                .map(Self::Username),
+            _ => Err(InvalidInput::new(
+                "email",
+                "give exactly one of email or username",
+            )),
+        }
+    }
+
+    /// The rate-limit bucket of an identifier that names no account.
+    fn unknown_bucket(&self) -> String {
+        match self {
+            Self::Email(e) => format!("email:{}", e.as_str()),
+            Self::Username(u) => format!("username:{}", u.normalized()),
+        }
+    }
+}
+
+/// Everything the auth service needs, built once from settings.
+pub struct AuthService {
+    db: DatabaseConnection,
+    keys: TokenKeys,
+    passwords: PasswordHasher,
+    limits: RateLimits,
+    access_ttl: chrono::Duration,
+    refresh_ttl: chrono::Duration,
+    reuse_grace: chrono::Duration,
+}
+
+/// The current instant at the precision every backend stores (microseconds).
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl AuthService {
+    pub fn new(db: DatabaseConnection, settings: &Settings) -> Self {
+        Self {
+            db,
+            keys: TokenKeys::new(&settings.tokens),
+            passwords: PasswordHasher::new(&settings.passwords),
+            limits: RateLimits::new(&settings.rate_limits),
+            access_ttl: chrono_duration(settings.tokens.access_ttl),
+            refresh_ttl: chrono_duration(settings.tokens.refresh_ttl),
+            reuse_grace: chrono_duration(settings.tokens.reuse_grace),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn passwords(&self) -> &PasswordHasher {
+        &self.passwords
+    }
+
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
+    }
+
+    /// Counts a registration attempt from `ip` (before the input is even looked at).
+    pub fn count_register_attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
+        self.limits.register_from(ip)
+    }
+
+    /// Counts a login attempt from `ip` (before the input is even looked at).
+    pub fn count_login_attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
+        self.limits.login_from(ip)
+    }
+
+    /// Creates an account and opens its first session.
+    pub async fn register(
+        &self,
+        email: Email,
+        password: Password,
+        username: Option<Username>,
+    ) -> Result<Issued, AuthError> {
+        self.ensure_available(&email, username.as_ref()).await?;
+        let password_hash = self.passwords.hash(&password).await?;
+        let at = now();
+        let account = Account {
+            id: Uuid::new_v4(),
+            email: email.as_str().to_owned(),
+            username: username.as_ref().map(|u| u.as_str().to_owned()),
+            created_at: at,
+            updated_at: at,
+        };
+        let row = user::ActiveModel {
+            id: Set(account.id),
+            email: Set(account.email.clone()),
+            username: Set(account.username.clone()),
+            username_normalized: Set(username.as_ref().map(Username::normalized)),
+            password_hash: Set(password_hash),
+            created_at: Set(at),
+            updated_at: Set(at),
+        };
+        let txn = self.db.begin().await?;
+        if let Err(e) = user::Entity::insert(row).exec_without_returning(&txn).await {
+            txn.rollback().await?;
+            if is_unique_violation(&e) {
+                // Lost a race with another registration: say which value was taken.
+                self.ensure_available(&email, username.as_ref()).await?;
+            }
+            return Err(e.into());
+        }
+        let issued = self.open_session(&txn, account, at).await?;
+        txn.commit().await?;
+        Ok(issued)
+    }
+
+    /// Checks the password and opens a session. Unknown accounts cost the same work.
+    pub async fn login(
+        &self,
+        identifier: LoginIdentifier,
+        password: &str,
+    ) -> Result<Issued, AuthError> {
+        let query = user::Entity::find();
+        let query = match &identifier {
+            LoginIdentifier::Email(e) => query.filter(user::Column::Email.eq(e.as_str())),
+            LoginIdentifier::Username(u) => {
+                query.filter(user::Column::UsernameNormalized.eq(u.normalized()))
+            }
+        };
+        let found = query.one(&self.db).await?;
+        let bucket = match &found {
+            Some(u) => u.id.to_string(),
+            None => identifier.unknown_bucket(),
+        };
+        self.limits.login_as(&bucket)?;
+        let matched = self
+            .passwords
+            .verify(password, found.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        let Some(found) = found.filter(|_| matched) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let at = now();
+        let txn = self.db.begin().await?;
+        let issued = self.open_session(&txn, found.into(), at).await?;
+        txn.commit().await?;
+        Ok(issued)
+    }
+
+    /// Spends `presented` and returns a new pair. A spent token presented again after the
+    /// grace window revokes its whole session.
+    pub async fn refresh(&self, presented: &str) -> Result<Issued, AuthError> {
+        let token = RefreshToken::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
+        let at = now();
+        let (row, session) = self.find_refresh(&token).await?;
+        if !session_is_live(&session, at) {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let spent_at = match row.spent_at {
+            None if row.expires_at <= at => return Err(AuthError::InvalidRefreshToken),
+            None => match self.rotate(&token, &row, at).await? {
+                Some(issued) => return Ok(issued),
+                // Another request spent it a moment ago: treat it like a retry.
+                None => at,
+            },
+            Some(spent_at) => spent_at,
+        };
+        if at - spent_at <= self.reuse_grace {
+            self.reissue_successor(&token, &session, at).await
+        } else {
+            self.revoke_for_reuse(session.id).await?;
+            Err(AuthError::InvalidRefreshToken)
+        }
+    }
+
+    /// Revokes the caller's session (found by bearer, by refresh token, or both), or with
+    /// `all_sessions` every session of its user.
+    pub async fn logout(
+        &self,
+        principal: Option<&Principal>,
+        refresh: Option<&str>,
+        all_sessions: bool,
+    ) -> Result<(), AuthError> {
+        let mut sessions: Vec<(Uuid, Uuid)> = Vec::new();
+        if let Some(p) = principal {
+            sessions.push((p.session_id, p.account.id));
+        }
+        if let Some(raw) = refresh {
+            let token = RefreshToken::parse(raw).ok_or(AuthError::InvalidRefreshToken)?;
+            let at = now();
+            let (row, session) = self.find_refresh(&token).await?;
+            let usable = session_is_live(&session, at)
+                && match row.spent_at {
+                    None => row.expires_at > at,
+                    Some(spent_at) => at - spent_at <= self.reuse_grace,
+                };
+            if !usable {
+                if row.spent_at.is_some() && session_is_live(&session, at) {
+                    self.revoke_for_reuse(session.id).await?;
+                }
+                return Err(AuthError::InvalidRefreshToken);
+            }
+            sessions.push((session.id, session.user_id));
+        }
+        if sessions.is_empty() {
+            return Err(AuthError::Unauthenticated);
+        }
+        let at = now();
+        let filter = if all_sessions {
+            session::Column::UserId.is_in(sessions.iter().map(|(_, user)| *user))
+        } else {
+            session::Column::Id.is_in(sessions.iter().map(|(id, _)| *id))
+        };
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(at))
+            .filter(filter)
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Resolves a bearer token to its caller; refused unless its session is live right now.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys.verify_access(bearer).map_err(|e| {
+            tracing::debug!(error = %e, "access token refused");
+            AuthError::Unauthenticated
+        })?;
+        let found = user::Entity::find()
+            .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
+            .filter(user::Column::Id.eq(claims.sub))
+            .filter(session::Column::Id.eq(claims.sid))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now()))
+            .one(&self.db)
+            .await?;
+        let user = found.ok_or(AuthError::Unauthenticated)?;
+        Ok(Principal {
+            account: user.into(),
+            session_id: claims.sid,
+        })
+    }
+
+    /// Refuses an email or username that another account has (case-insensitively).
+    async fn ensure_available(
+        &self,
+        email: &Email,
+        username: Option<&Username>,
+    ) -> Result<(), AuthError> {
+        let email_taken = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::Email.eq(email.as_str()))
+            .into_tuple::<Uuid>()
+            .one(&self.db)
+            .await?
+            .is_some();
+        if email_taken {
+            return Err(AuthError::EmailTaken);
+        }
+        if let Some(username) = username {
+            let username_taken = user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::UsernameNormalized.eq(username.normalized()))
+                .into_tuple::<Uuid>()
+                .one(&self.db)
+                .await?
+                .is_some();
+            if username_taken {
+                return Err(AuthError::UsernameTaken);
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a session and its first refresh token, and mints the pair.
+    async fn open_session(
+        &self,
+        db: &impl ConnectionTrait,
+        account: Account,
+        at: DateTime<Utc>,
+    ) -> Result<Issued, AuthError> {
+        let session_id = Uuid::new_v4();
+        let expires_at = at + self.refresh_ttl;
+        session::Entity::insert(session::ActiveModel {
+            id: Set(session_id),
+            user_id: Set(account.id),
+            created_at: Set(at),
+            expires_at: Set(expires_at),
+            revoked_at: Set(None),
+        })
+        .exec_without_returning(db)
+        .await?;
+        let refresh = self.keys.new_refresh();
+        self.store_refresh(db, session_id, &refresh, at, expires_at)
+            .await?;
+        self.issue(account, session_id, refresh, at)
+    }
+
+    async fn store_refresh(
+        &self,
+        db: &impl ConnectionTrait,
+        session_id: Uuid,
+        token: &RefreshToken,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        refresh_token::Entity::insert(refresh_token::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            session_id: Set(session_id),
+            token_hash: Set(self.keys.hash(token)),
+            created_at: Set(at),
+            expires_at: Set(expires_at),
+            spent_at: Set(None),
+        })
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
+    }
+
+    fn issue(
+        &self,
+        account: Account,
+        session_id: Uuid,
+        refresh_token: RefreshToken,
+        at: DateTime<Utc>,
+    ) -> Result<Issued, AuthError> {
+        let access_token = self
+            .keys
+            .mint_access(account.id, session_id, at)
+            .map_err(AuthError::internal)?;
+        Ok(Issued {
+            access_token,
+            refresh_token,
+            expires_in: self.access_ttl.num_seconds(),
+            refresh_expires_in: self.refresh_ttl.num_seconds(),
+            account,
+        })
+    }
+
+    /// The stored token and its session; unknown tokens are `INVALID_REFRESH_TOKEN`.
+    async fn find_refresh(
+        &self,
+        token: &RefreshToken,
+    ) -> Result<(refresh_token::Model, session::Model), AuthError> {
+        let found = refresh_token::Entity::find()
+            .filter(refresh_token::Column::TokenHash.eq(self.keys.hash(token)))
+            .find_also_related(session::Entity)
+            .one(&self.db)
+            .await?;
+        match found {
+            Some((row, Some(session))) => Ok((row, session)),
+            _ => Err(AuthError::InvalidRefreshToken),
+        }
+    }
+
+    /// Spends `row` with one conditional update and stores its successor, in one
+    /// transaction. `None` if another request spent it first.
+    async fn rotate(
+        &self,
+        token: &RefreshToken,
+        row: &refresh_token::Model,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Issued>, AuthError> {
+        // The first statement writes, so SQLite takes the write lock (waiting if need be)
+        // instead of failing a read transaction's upgrade.
+        let txn = self.db.begin().await?;
+        let spent = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::SpentAt, Expr::value(at))
+            .filter(refresh_token::Column::Id.eq(row.id))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .exec(&txn)
+            .await?;
+        if spent.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let expires_at = at + self.refresh_ttl;
+        let extended = session::Entity::update_many()
+            .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
+            .filter(session::Column::Id.eq(row.session_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if extended.rows_affected != 1 {
+            // Revoked between our read and our write.
+            txn.rollback().await?;
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let successor = self.keys.successor(token);
+        self.store_refresh(&txn, row.session_id, &successor, at, expires_at)
+            .await?;
+        let account = self.account_of_session(&txn, row.session_id).await?;
+        txn.commit().await?;
+        self.issue(account, row.session_id, successor, at).map(Some)
+    }
+
+    /// Inside the grace window: hand back the successor that the first refresh stored,
+    /// if it is still the session's live token.
+    async fn reissue_successor(
+        &self,
+        token: &RefreshToken,
+        session: &session::Model,
+        at: DateTime<Utc>,
+    ) -> Result<Issued, AuthError> {
+        let successor = self.keys.successor(token);
+        let live = refresh_token::Entity::find()
+            .filter(refresh_token::Column::TokenHash.eq(self.keys.hash(&successor)))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .filter(refresh_token::Column::ExpiresAt.gt(at))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if !live {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let account = self.account_of_session(&self.db, session.id).await?;
+        self.issue(account, session.id, successor, at)
+    }
+
+    async fn revoke_for_reuse(&self, session_id: Uuid) -> Result<(), AuthError> {
+        tracing::warn!(%session_id, "spent refresh token presented again; session revoked");
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now()))
+            .filter(session::Column::Id.eq(session_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn account_of_session(
+        &self,
+        db: &impl ConnectionTrait,
+        session_id: Uuid,
+    ) -> Result<Account, AuthError> {
+        user::Entity::find()
+            .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
+            .filter(session::Column::Id.eq(session_id))
+            .one(db)
+            .await?
+            .map(Account::from)
+            .ok_or(AuthError::InvalidRefreshToken)
+    }
+}
+
+fn session_is_live(session: &session::Model, at: DateTime<Utc>) -> bool {
+    session.revoked_at.is_none() && session.expires_at > at
+}
+
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}

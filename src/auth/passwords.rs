@@ -1,0 +1,157 @@
+//! Password hashing and verification with bcrypt, on a bounded pool off the async runtime.
+//!
+//! At most `workers` hashes run at once on blocking threads; at most `queue` more wait.
+//! Past that, callers are shed at once with `RATE_LIMITED` instead of queueing without
+//! bound, so a login flood costs bounded memory and never stalls other requests.
+
+use std::sync::Arc;
+
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::config::PasswordSettings;
+use crate::domain::{MAX_PASSWORD_BYTES, Password};
+use crate::error::AuthError;
+
+/// Seconds a shed caller is told to wait.
+const OVERLOAD_RETRY_AFTER: u64 = 1;
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    cost: u32,
+    /// Running plus waiting jobs.
+    admission: Arc<Semaphore>,
+    /// Running jobs.
+    workers: Arc<Semaphore>,
+    /// A hash of a random password at the configured cost, verified against when the
+    /// account does not exist, so that case costs the same work as a wrong password.
+    dummy: Arc<OnceCell<String>>,
+}
+
+impl PasswordHasher {
+    pub fn new(settings: &PasswordSettings) -> Self {
+        Self {
+            cost: settings.bcrypt_cost,
+            admission: Arc::new(Semaphore::new(settings.hash_workers + settings.hash_queue)),
+            workers: Arc::new(Semaphore::new(settings.hash_workers)),
+            dummy: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: &Password) -> Result<String, AuthError> {
+        let password = password.expose().to_owned();
+        let cost = self.cost;
+        self.run(move || bcrypt::non_truncating_hash(password, cost))
+            .await?
+            .map_err(AuthError::internal)
+    }
+
+    /// True only if `candidate` is the password of `hash`. With `hash` absent (unknown
+    /// account) or a candidate bcrypt cannot represent, the same work is done and the
+    /// answer is false.
+    pub async fn verify(&self, candidate: &str, hash: Option<&str>) -> Result<bool, AuthError> {
+        let target = match hash {
+            Some(h) => h.to_owned(),
+            None => self.dummy_hash().await?,
+        };
+        let representable = candidate.len() <= MAX_PASSWORD_BYTES && !candidate.contains('\0');
+        // Cut to 72 bytes so over-long input costs exactly one normal verification.
+        let bytes = candidate.as_bytes()[..candidate.len().min(MAX_PASSWORD_BYTES)].to_vec();
+        let matched = self
+            .run(move || bcrypt::verify(bytes, &target))
+            .await?
+            .map_err(AuthError::internal)?;
+        Ok(matched && representable && hash.is_some())
+    }
+
+    /// Computes the dummy hash ahead of the first unknown-account login.
+    pub async fn warm_up(&self) -> Result<(), AuthError> {
+        self.dummy_hash().await.map(|_| ())
+    }
+
+    async fn dummy_hash(&self) -> Result<String, AuthError> {
+        let cost = self.cost;
+        self.dummy
+            .get_or_try_init(|| async move {
+                let random = uuid::Uuid::new_v4().to_string();
+                self.run(move || bcrypt::hash(random, cost))
+                    .await?
+                    .map_err(AuthError::internal)
+            })
+            .await
+            .cloned()
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let admitted = self
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AuthError::RateLimited {
+                retry_after: OVERLOAD_RETRY_AFTER,
+            })?;
+        let worker = self
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(AuthError::internal)?;
+        tokio::task::spawn_blocking(move || {
+            // Held until the hash is done, even if the request that asked has gone.
+            let _permits = (admitted, worker);
+            job()
+        })
+        .await
+        .map_err(AuthError::internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hasher(workers: usize, queue: usize) -> PasswordHasher {
+        PasswordHasher::new(&PasswordSettings {
+            bcrypt_cost: 4,
+            hash_workers: workers,
+            hash_queue: queue,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_nothing_else() {
+        let h = hasher(2, 4);
+        let hash = h.hash(&Password::parse("correct horse").unwrap()).await.unwrap();
+        assert!(h.verify("correct horse", Some(&hash)).await.unwrap());
+        assert!(!h.verify("correct hors", Some(&hash)).await.unwrap());
+        assert!(!h.verify("correct horse", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_candidate_over_72_bytes_never_matches_even_with_the_right_prefix() {
+        let h = hasher(2, 4);
+        let pw = "p".repeat(72);
+        let hash = h.hash(&Password::parse(&pw).unwrap()).await.unwrap();
+        assert!(h.verify(&pw, Some(&hash)).await.unwrap());
+        assert!(!h.verify(&format!("{pw}x"), Some(&hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_callers_are_shed_with_rate_limited() {
+        let h = hasher(1, 0);
+        let hash = bcrypt::hash("whatever-password", 4).unwrap();
+        // Occupy the only slot with a slow job, then ask for another.
+        let busy = h.clone();
+        let blocker = tokio::spawn(async move {
+            busy.run(|| std::thread::sleep(std::time::Duration::from_millis(300))).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let err = h.verify("whatever-password", Some(&hash)).await.unwrap_err();
+        assert!(matches!(err, AuthError::RateLimited { .. }));
+        blocker.await.unwrap().unwrap();
+        assert!(h.verify("whatever-password", Some(&hash)).await.unwrap());
+    }
+}

@@ -1,0 +1,162 @@
+//! The one error type of the service and its mapping to the contract's `extensions.code`.
+//!
+//! The auth service returns `AuthError`; resolvers turn it into a GraphQL error with
+//! [`AuthError::into_graphql`]. Nothing else decides what a client sees.
+
+use async_graphql::ErrorExtensions;
+
+use crate::domain::InvalidInput;
+
+/// The contract's error codes, spelled once.
+pub mod codes {
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const EMAIL_TAKEN: &str = "EMAIL_TAKEN";
+    pub const USERNAME_TAKEN: &str = "USERNAME_TAKEN";
+    pub const INVALID_CREDENTIALS: &str = "INVALID_CREDENTIALS";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const INVALID_REFRESH_TOKEN: &str = "INVALID_REFRESH_TOKEN";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+}
+
+/// Everything an operation can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    BadUserInput(#[from] InvalidInput),
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("this username is taken")]
+    UsernameTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// `retry_after` is whole seconds, at least 1.
+    #[error("too many attempts; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    /// The cause is for the log only.
+    #[error("internal server error")]
+    Internal(Cause),
+}
+
+impl AuthError {
+    /// Wraps an unexpected failure; its cause is logged, never sent.
+    pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(std::sync::Arc::new(cause))
+    }
+
+    /// An unexpected failure described by a message (for the log).
+    pub fn internal_msg(message: impl Into<String>) -> Self {
+        let boxed: Box<dyn std::error::Error + Send + Sync> = message.into().into();
+        Self::Internal(std::sync::Arc::from(boxed))
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadUserInput(_) => codes::BAD_USER_INPUT,
+            Self::EmailTaken => codes::EMAIL_TAKEN,
+            Self::UsernameTaken => codes::USERNAME_TAKEN,
+            Self::InvalidCredentials => codes::INVALID_CREDENTIALS,
+            Self::Unauthenticated => codes::UNAUTHENTICATED,
+            Self::InvalidRefreshToken => codes::INVALID_REFRESH_TOKEN,
+            Self::RateLimited { .. } => codes::RATE_LIMITED,
+            Self::Internal(_) => codes::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The GraphQL error a client receives, with `extensions.code` (and `field` or `retryAfter`).
+    pub fn into_graphql(self) -> async_graphql::Error {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = %chain(cause), "internal error");
+        }
+        self.extend()
+    }
+}
+
+impl ErrorExtensions for AuthError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            match self {
+                Self::BadUserInput(invalid) => ext.set("field", invalid.field),
+                Self::RateLimited { retry_after } => ext.set("retryAfter", *retry_after),
+                _ => {}
+            }
+        })
+    }
+}
+
+impl From<sea_orm::DbErr> for AuthError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::internal(e)
+    }
+}
+
+/// An unexpected failure's cause, kept for the log.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The cause and its whole source chain on one line.
+fn chain(cause: &Cause) -> String {
+    let mut out = cause.to_string();
+    let mut source = cause.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::Value;
+
+    fn ext(e: AuthError) -> (String, async_graphql::ErrorExtensionValues) {
+        let gql = e.into_graphql();
+        (gql.message, gql.extensions.expect("extensions are set"))
+    }
+
+    #[test]
+    fn each_error_carries_its_code() {
+        let cases = [
+            (AuthError::EmailTaken, "EMAIL_TAKEN"),
+            (AuthError::UsernameTaken, "USERNAME_TAKEN"),
+            (AuthError::InvalidCredentials, "INVALID_CREDENTIALS"),
+            (AuthError::Unauthenticated, "UNAUTHENTICATED"),
+            (AuthError::InvalidRefreshToken, "INVALID_REFRESH_TOKEN"),
+            (AuthError::RateLimited { retry_after: 3 }, "RATE_LIMITED"),
+            (AuthError::internal_msg("boom"), "INTERNAL_SERVER_ERROR"),
+        ];
+        for (err, code) in cases {
+            let (_, ext) = ext(err);
+            assert_eq!(ext.get("code"), Some(&Value::from(code)));
+        }
+    }
+
+    #[test]
+    fn bad_input_names_its_field() {
+        let (msg, ext) = ext(AuthError::from(InvalidInput::new("username", "too short")));
+        assert_eq!(msg, "too short");
+        assert_eq!(ext.get("code"), Some(&Value::from("BAD_USER_INPUT")));
+        assert_eq!(ext.get("field"), Some(&Value::from("username")));
+    }
+
+    #[test]
+    fn rate_limited_says_when_to_retry() {
+        let (_, ext) = ext(AuthError::RateLimited { retry_after: 42 });
+        assert_eq!(ext.get("retryAfter"), Some(&Value::from(42u64)));
+    }
+
+    #[test]
+    fn internal_errors_never_reveal_their_cause() {
+        let cause = sea_orm::DbErr::Custom("SELECT secret FROM users at /src/db.rs".into());
+        let (msg, ext) = ext(AuthError::from(cause));
+        assert_eq!(msg, "internal server error");
+        assert_eq!(ext.get("code"), Some(&Value::from("INTERNAL_SERVER_ERROR")));
+        assert!(ext.get("field").is_none());
+    }
+}

@@ -1,0 +1,52 @@
+//! Per-request values (client IP, bearer token) and the lazily resolved caller.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use crate::auth::{AuthService, Principal};
+use crate::error::AuthError;
+
+/// Put into each GraphQL request by the HTTP layer. Cheap to clone: a batch shares one.
+#[derive(Clone)]
+pub struct RequestContext(Arc<Inner>);
+
+struct Inner {
+    client_ip: IpAddr,
+    bearer: Option<String>,
+    principal: OnceCell<Result<Principal, AuthError>>,
+}
+
+impl RequestContext {
+    pub fn new(client_ip: IpAddr, bearer: Option<String>) -> Self {
+        Self(Arc::new(Inner {
+            client_ip,
+            bearer,
+            principal: OnceCell::new(),
+        }))
+    }
+
+    pub fn client_ip(&self) -> IpAddr {
+        self.0.client_ip
+    }
+
+    /// Whether the request carried an `Authorization: Bearer` header at all.
+    pub fn has_bearer(&self) -> bool {
+        self.0.bearer.is_some()
+    }
+
+    /// The caller, checked once per request however many fields ask.
+    pub async fn principal(&self, auth: &AuthService) -> Result<Principal, AuthError> {
+        self.0
+            .principal
+            .get_or_init(|| async {
+                match &self.0.bearer {
+                    Some(token) => auth.authenticate(token).await,
+                    None => Err(AuthError::Unauthenticated),
+                }
+            })
+            .await
+            .clone()
+    }
+}

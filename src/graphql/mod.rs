@@ -1,0 +1,36 @@
+//! The GraphQL schema: built once, shared by every request.
+
+mod context;
+mod guard;
+mod mutation;
+mod query;
+mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Schema};
+
+pub use context::RequestContext;
+pub use mutation::Mutation;
+pub use query::Query;
+
+use crate::auth::AuthService;
+use crate::config::GraphqlSettings;
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with its limits and the auth service every resolver reaches through `ctx`.
+pub fn build_schema(auth: Arc<AuthService>, limits: &GraphqlSettings) -> AppSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(auth)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .finish()
+}
+
+/// The SDL that `schema.graphql` must equal (`auth-server schema > schema.graphql`).
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .finish()
+        .sdl()
+}

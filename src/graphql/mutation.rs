@@ -1,0 +1,74 @@
+//! Root mutation fields: parse input into domain types, call the auth service, map the result.
+
+use async_graphql::{Context, Object, Result};
+
+use super::guard::request;
+use super::types::{AuthPayload, LoginInput, RegisterInput, auth};
+use crate::auth::LoginIdentifier;
+use crate::domain::{Email, Password, Username};
+use crate::error::AuthError;
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates an account and opens a session.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let auth = auth(ctx)?;
+        let run = async {
+            auth.count_register_attempt(request(ctx).map_err(|_| missing_context())?.client_ip())?;
+            let email = Email::parse(&input.email)?;
+            let password = Password::parse(&input.password)?;
+            let username = input.username.as_deref().map(Username::parse).transpose()?;
+            auth.register(email, password, username).await
+        };
+        run.await.map(Into::into).map_err(AuthError::into_graphql)
+    }
+
+    /// Opens a session for an email or username and password.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let auth = auth(ctx)?;
+        let run = async {
+            auth.count_login_attempt(request(ctx).map_err(|_| missing_context())?.client_ip())?;
+            let identifier =
+                LoginIdentifier::parse(input.email.as_deref(), input.username.as_deref())?;
+            auth.login(identifier, &input.password).await
+        };
+        run.await.map(Into::into).map_err(AuthError::into_graphql)
+    }
+
+    /// Spends a refresh token for a new pair (rotation).
+    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        auth(ctx)?
+            .refresh(&refresh_token)
+            .await
+            .map(Into::into)
+            .map_err(AuthError::into_graphql)
+    }
+
+    /// Ends the caller's session, found by bearer token or by `refreshToken` (enough on its
+    /// own when the access token has expired). `allSessions` ends every session of the user.
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: Option<String>,
+        #[graphql(default = false)] all_sessions: bool,
+    ) -> Result<bool> {
+        let auth = auth(ctx)?;
+        let request = request(ctx)?;
+        let run = async {
+            let principal = match request.principal(auth).await {
+                Ok(p) => Some(p),
+                Err(AuthError::Unauthenticated) => None,
+                Err(e) => return Err(e),
+            };
+            auth.logout(principal.as_ref(), refresh_token.as_deref(), all_sessions)
+                .await
+        };
+        run.await.map(|()| true).map_err(AuthError::into_graphql)
+    }
+}
+
+fn missing_context() -> AuthError {
+    AuthError::internal_msg("request context missing")
+}

@@ -1,0 +1,84 @@
+//! GraphQL object and input types. Built from service values, never from database rows.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::auth::{Account, AuthService, Issued};
+
+/// A registered account.
+#[derive(SimpleObject)]
+pub struct User {
+    pub id: ID,
+    /// Normalised: trimmed and lower-case.
+    pub email: String,
+    /// As chosen at registration, if any.
+    pub username: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Account> for User {
+    fn from(a: Account) -> Self {
+        Self {
+            id: ID(a.id.to_string()),
+            email: a.email,
+            username: a.username,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// A token pair and the account it belongs to.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Send as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// Spend with `refreshToken` for a new pair; single use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i32,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i32,
+    pub user: User,
+}
+
+impl From<Issued> for AuthPayload {
+    fn from(i: Issued) -> Self {
+        Self {
+            access_token: i.access_token,
+            refresh_token: i.refresh_token.into_string(),
+            token_type: "Bearer".to_owned(),
+            // Config refuses lifetimes beyond i32 seconds.
+            expires_in: i.expires_in.try_into().unwrap_or(i32::MAX),
+            refresh_expires_in: i.refresh_expires_in.try_into().unwrap_or(i32::MAX),
+            user: i.account.into(),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub email: String,
+    /// 8 characters to 72 bytes.
+    pub password: String,
+    /// Optional; 3 to 32 letters, digits, `_`, `.`, `-`.
+    pub username: Option<String>,
+}
+
+/// Exactly one of `email` or `username`.
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub password: String,
+}
+
+/// The auth service the schema was built with.
+pub fn auth<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AuthService> {
+    Ok(ctx.data::<Arc<AuthService>>()?.as_ref())
+}

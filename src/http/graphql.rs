@@ -1,0 +1,241 @@
+//! `/graphql`: POST and GET execution, GraphiQL, batching and response shaping.
+
+use std::net::SocketAddr;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use async_graphql_axum::GraphQLBatchRequest;
+use async_graphql_axum::rejection::GraphQLRejection;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use crate::graphql::RequestContext;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The playground page, rendered once, and the CSP that lets exactly it load.
+pub struct GraphiqlPage {
+    html: String,
+    csp: HeaderValue,
+}
+
+impl GraphiqlPage {
+    pub fn new() -> Self {
+        let script = include_str!("graphiql.js");
+        let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script));
+        let html = include_str!("graphiql.html").replace("__BOOTSTRAP__", script);
+        let csp = format!(
+            "default-src 'none'; script-src https://unpkg.com 'sha256-{digest}'; \
+             style-src https://unpkg.com 'unsafe-inline'; img-src 'self' data: https://unpkg.com; \
+             font-src https://unpkg.com data:; connect-src 'self'; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'none'"
+        );
+        Self {
+            html,
+            csp: HeaderValue::from_str(&csp).expect("the CSP is ASCII"),
+        }
+    }
+}
+
+impl Default for GraphiqlPage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// POST: a single operation or a batch (at most `max_batch`).
+pub async fn post_handler(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+) -> Response {
+    let request = match request {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => return reject(rejection),
+    };
+    if let BatchRequest::Batch(ops) = &request {
+        if ops.is_empty() {
+            return error_response(StatusCode::BAD_REQUEST, "a batch must not be empty");
+        }
+        if ops.len() > state.max_batch {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("a batch may hold at most {} operations", state.max_batch),
+            );
+        }
+    }
+    execute(&state, peer, &headers, request).await
+}
+
+/// GET: GraphiQL for a browser without a query; otherwise a query (never a mutation).
+pub async fn get_handler(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    uri: http::Uri,
+) -> Response {
+    let query_string = uri.query().unwrap_or_default();
+    let has_query = query_string
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some("query"));
+    if !has_query {
+        return match &state.graphiql {
+            Some(page) if method == Method::GET => {
+                let mut response = axum::response::Html(page.html.clone()).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, page.csp.clone());
+                response
+            }
+            _ => error_response(StatusCode::BAD_REQUEST, "missing the `query` parameter"),
+        };
+    }
+    let request = match async_graphql::http::parse_query_string(query_string) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(StatusCode::BAD_REQUEST, &format!("invalid query string: {e}"));
+        }
+    };
+    if selects_mutation(&request) {
+        let mut response =
+            error_response(StatusCode::METHOD_NOT_ALLOWED, "mutations must use POST");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, peer, &headers, BatchRequest::Single(request)).await
+}
+
+async fn execute(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    request: BatchRequest,
+) -> Response {
+    let client_ip = state.client_ip.resolve(peer, headers);
+    let context = RequestContext::new(client_ip, bearer(headers));
+    let response = state.schema.execute_batch(request.data(context)).await;
+    shape(response, headers)
+}
+
+/// `Authorization: Bearer <token>`; any other present value is kept so it fails as invalid.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let text = value.to_str().unwrap_or_default().trim();
+    let token = match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => "",
+    };
+    Some(token.to_owned())
+}
+
+/// Whether the operation a GET would run is a mutation (or subscription).
+fn selects_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false; // Execution reports the syntax error.
+    };
+    let selected = match &request.operation_name {
+        Some(name) => doc
+            .operations
+            .iter()
+            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str()))
+            .map(|(_, op)| op.node.ty),
+        None => doc.operations.iter().next().map(|(_, op)| op.node.ty),
+    };
+    matches!(
+        selected,
+        Some(OperationType::Mutation | OperationType::Subscription)
+    )
+}
+
+/// JSON body, the media type the client asked for, and `Retry-After` when rate-limited.
+fn shape(response: BatchResponse, headers: &HeaderMap) -> Response {
+    let wants_graphql_json = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(GRAPHQL_RESPONSE_JSON));
+    let errors: Vec<&ServerError> = match &response {
+        BatchResponse::Single(r) => r.errors.iter().collect(),
+        BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.errors.iter()).collect(),
+    };
+    let retry_after = errors
+        .iter()
+        .filter_map(|e| e.extensions.as_ref()?.get("retryAfter"))
+        .filter_map(|v| match v {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max();
+    // A request error (nothing executed) is 400 under the GraphQL-over-HTTP media type.
+    let request_error = match &response {
+        BatchResponse::Single(r) => {
+            !r.errors.is_empty()
+                && r.data == async_graphql::Value::Null
+                && r.errors.iter().all(|e| e.path.is_empty())
+        }
+        BatchResponse::Batch(_) => false,
+    };
+    let status = if wants_graphql_json && request_error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = match serde_json::to_vec(&response) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialise a GraphQL response");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        }
+    };
+    let content_type = if wants_graphql_json {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    };
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type);
+    if let Some(secs) = retry_after {
+        builder = builder.header(header::RETRY_AFTER, secs);
+    }
+    builder
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A GraphQL-shaped error body for requests that never reached execution.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message }] });
+    (status, axum::Json(body)).into_response()
+}
+
+fn reject(rejection: GraphQLRejection) -> Response {
+    use async_graphql::ParseRequestError as E;
+    match rejection.0 {
+        E::PayloadTooLarge => error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        E::Io(e) if is_length_limit(&e) => {
+            error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        }
+        E::InvalidRequest(e) => {
+            error_response(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}"))
+        }
+        E::Io(_) => error_response(StatusCode::BAD_REQUEST, "could not read the request body"),
+        other => error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid GraphQL request: {other}"),
+        ),
+    }
+}
+
+fn is_length_limit(e: &std::io::Error) -> bool {
+    e.to_string().contains("length limit")
+}

@@ -1,0 +1,16 @@
+//! auth-server: a GraphQL authentication server (register, login, rotating refresh
+//! tokens, logout, `me`) on SQLite, MySQL/MariaDB or PostgreSQL.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod entity;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod startup;
+pub mod telemetry;
+
+pub use startup::Application;

@@ -1,0 +1,60 @@
+//! Entry point: parse the command line, read settings, start tracing, hand over.
+
+use std::process::ExitCode;
+
+use auth_server::cli::{Cli, Command, MigrateAction};
+use auth_server::config::Settings;
+use auth_server::{Application, db, telemetry};
+use clap::Parser;
+use migration::{Migrator, MigratorTrait};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", auth_server::graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("auth-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate { action } => migrate(settings, action).await,
+        Command::Schema => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("auth-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let app = Application::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn migrate(settings: Settings, action: MigrateAction) -> Result<(), Box<dyn std::error::Error>> {
+    let conn = db::connect(&settings.database).await?;
+    match action {
+        MigrateAction::Up => Migrator::up(&conn, None).await?,
+        MigrateAction::Down { steps } => Migrator::down(&conn, Some(steps)).await?,
+        MigrateAction::Fresh => Migrator::fresh(&conn).await?,
+        MigrateAction::Status => {
+            for m in Migrator::get_migration_with_status(&conn).await? {
+                println!("{:<8} {}", m.status().to_string(), m.name());
+            }
+        }
+    }
+    Ok(())
+}

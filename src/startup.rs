@@ -1,0 +1,138 @@
+//! `Application`: wires settings, database, auth service, schema and router, and serves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::auth::AuthService;
+use crate::config::Settings;
+use crate::http::{AppState, ClientIpResolver, router};
+
+/// How often idle rate-limit keys are forgotten.
+const LIMITER_SWEEP: Duration = Duration::from_secs(60);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("could not bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built server, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    auth: Arc<AuthService>,
+}
+
+impl Application {
+    /// Connects, migrates, builds the schema and binds (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        for warning in &settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        let db = crate::db::connect(&settings.database).await?;
+        crate::db::migrate(&db).await?;
+        Self::build_with_db(settings, db).await
+    }
+
+    /// As [`build`](Self::build), on an already connected and migrated database.
+    pub async fn build_with_db(
+        settings: Settings,
+        db: DatabaseConnection,
+    ) -> Result<Self, StartupError> {
+        let auth = Arc::new(AuthService::new(db.clone(), &settings));
+        let schema = crate::graphql::build_schema(auth.clone(), &settings.graphql);
+        let state = AppState {
+            schema,
+            db,
+            client_ip: Arc::new(ClientIpResolver::new(settings.http.trusted_proxies.clone())),
+            max_batch: settings.graphql.max_batch,
+            graphiql: settings
+                .graphql
+                .graphiql
+                .then(|| Arc::new(crate::http::GraphiqlPage::new())),
+        };
+        let addr = SocketAddr::new(settings.host, settings.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            router: router(state, &settings),
+            auth,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let auth = self.auth.clone();
+        tokio::spawn(async move {
+            if let Err(e) = auth.passwords().warm_up().await {
+                tracing::warn!(error = %e, "could not precompute the dummy password hash");
+            }
+        });
+        let limits = self.auth.limits().clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LIMITER_SWEEP);
+            loop {
+                tick.tick().await;
+                limits.forget_idle();
+            }
+        });
+        if let Ok(addr) = self.listener.local_addr() {
+            tracing::info!(%addr, "listening");
+        }
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await;
+        sweeper.abort();
+        served
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
