@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "auth-server", version, about = "A GraphQL authentication server.")]
+#[command(
+    name = "auth-server",
+    version,
+    about = "A GraphQL authentication server."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

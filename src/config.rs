@@ -51,6 +51,9 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long a request waits for a pooled connection before failing.
     pub acquire_timeout: Duration,
+    /// Longest a statement may run (PostgreSQL `statement_timeout`, MariaDB
+    /// `max_statement_time`, MySQL `max_execution_time`, SQLite busy wait).
+    pub statement_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -134,7 +137,11 @@ impl Settings {
 
     /// Builds settings from any key lookup; unset keys take their defaults.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |key: &str| get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            get(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let environment = match get("APP_ENV").as_deref() {
             None | Some("development") | Some("dev") | Some("test") => Environment::Development,
@@ -155,10 +162,9 @@ impl Settings {
                     var,
                     format!("must be at least {MIN_SECRET_BYTES} bytes in production"),
                 )),
-                None if environment == Environment::Production => Err(ConfigError::new(
-                    var,
-                    "is required when APP_ENV=production",
-                )),
+                None if environment == Environment::Production => {
+                    Err(ConfigError::new(var, "is required when APP_ENV=production"))
+                }
                 Some(value) => {
                     warnings.push(format!(
                         "{var} is shorter than {MIN_SECRET_BYTES} bytes; acceptable only in development"
@@ -199,7 +205,8 @@ impl Settings {
                     get("DATABASE_URL").unwrap_or_else(|| "sqlite://auth.db?mode=rwc".to_owned()),
                 ),
                 max_connections: positive(&get, "DATABASE_MAX_CONNECTIONS", 10u32)?,
-                acquire_timeout: duration(&get, "DATABASE_ACQUIRE_TIMEOUT", "5s")?,
+                acquire_timeout: nonzero_duration(&get, "DATABASE_ACQUIRE_TIMEOUT", "5s")?,
+                statement_timeout: nonzero_duration(&get, "DATABASE_STATEMENT_TIMEOUT", "5s")?,
             },
             tokens: TokenSettings {
                 access_secret,
@@ -283,7 +290,11 @@ where
     }
 }
 
-fn positive<T>(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: T) -> Result<T, ConfigError>
+fn positive<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + Default + PartialEq,
     T::Err: std::fmt::Display,
@@ -295,12 +306,19 @@ where
     Ok(value)
 }
 
-fn boolean(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+fn boolean(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
         Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(other) => Err(ConfigError::new(var, format!("expected true or false, got {other:?}"))),
+        Some(other) => Err(ConfigError::new(
+            var,
+            format!("expected true or false, got {other:?}"),
+        )),
     }
 }
 
@@ -312,7 +330,11 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw).map_err(|e| e.to_string())
 }
 
-fn duration(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
+fn duration(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<Duration, ConfigError> {
     let raw = get(var).unwrap_or_else(|| default.to_owned());
     let value = parse_duration(&raw).map_err(|e| ConfigError::new(var, format!("{raw:?}: {e}")))?;
     // Token lifetimes are sent as 32-bit seconds (`expiresIn: Int!`).
@@ -322,7 +344,11 @@ fn duration(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: &
     Ok(value)
 }
 
-fn nonzero_duration(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
+fn nonzero_duration(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<Duration, ConfigError> {
     let value = duration(get, var, default)?;
     if value.as_secs() == 0 {
         return Err(ConfigError::new(var, "must be at least one second"));
@@ -344,7 +370,12 @@ fn list(raw: Option<String>) -> Vec<String> {
 fn parse_proxy(raw: &str) -> Result<IpNet, ConfigError> {
     raw.parse::<IpNet>()
         .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| ConfigError::new("TRUSTED_PROXIES", format!("{raw:?} is not an IP address or CIDR")))
+        .map_err(|_| {
+            ConfigError::new(
+                "TRUSTED_PROXIES",
+                format!("{raw:?} is not an IP address or CIDR"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -353,7 +384,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -402,26 +436,46 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
         assert!(parse_duration("soon").is_err());
-        assert_eq!(from(&[("ACCESS_TOKEN_TTL", "0")]).unwrap_err().var, "ACCESS_TOKEN_TTL");
+        assert_eq!(
+            from(&[("ACCESS_TOKEN_TTL", "0")]).unwrap_err().var,
+            "ACCESS_TOKEN_TTL"
+        );
     }
 
     #[test]
     fn bad_values_name_their_variable() {
         assert_eq!(from(&[("PORT", "http")]).unwrap_err().var, "PORT");
-        assert_eq!(from(&[("BCRYPT_COST", "3")]).unwrap_err().var, "BCRYPT_COST");
-        assert_eq!(from(&[("TRUSTED_PROXIES", "10.0.0.0/8, nope")]).unwrap_err().var, "TRUSTED_PROXIES");
+        assert_eq!(
+            from(&[("BCRYPT_COST", "3")]).unwrap_err().var,
+            "BCRYPT_COST"
+        );
+        assert_eq!(
+            from(&[("TRUSTED_PROXIES", "10.0.0.0/8, nope")])
+                .unwrap_err()
+                .var,
+            "TRUSTED_PROXIES"
+        );
         assert_eq!(from(&[("APP_ENV", "staging")]).unwrap_err().var, "APP_ENV");
-        assert_eq!(from(&[("GRAPHIQL_ENABLED", "maybe")]).unwrap_err().var, "GRAPHIQL_ENABLED");
+        assert_eq!(
+            from(&[("GRAPHIQL_ENABLED", "maybe")]).unwrap_err().var,
+            "GRAPHIQL_ENABLED"
+        );
     }
 
     #[test]
     fn lists_are_trimmed_and_proxies_accept_addresses_and_cidrs() {
         let s = from(&[
-            ("CORS_ALLOWED_ORIGINS", " https://a.example , https://b.example ,"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                " https://a.example , https://b.example ,",
+            ),
             ("TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1"),
         ])
         .unwrap();
-        assert_eq!(s.http.cors_allowed_origins, vec!["https://a.example", "https://b.example"]);
+        assert_eq!(
+            s.http.cors_allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
         assert_eq!(s.http.trusted_proxies.len(), 2);
         assert!(s.http.trusted_proxies[1].contains(&"127.0.0.1".parse::<IpAddr>().unwrap()));
     }

@@ -1,12 +1,12 @@
 //! Opening the database: pool limits, SQLite pragmas, and migrations.
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
 
-/// Connects with the configured pool. SQLite runs in WAL mode with `synchronous=FULL`,
-/// so a committed registration survives a crash, and waits up to 5 s for the write lock.
+/// Connects with the configured pool and statement timeout. SQLite runs in WAL mode with
+/// `synchronous=FULL`, so a committed registration survives a crash or power loss.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.expose_secret();
     let mut options = ConnectOptions::new(url.to_owned());
@@ -18,12 +18,27 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         // Statements are logged at debug level only; they never carry secrets in plain
         // text, but they are noise.
         .sqlx_logging(false);
+    let timeout = settings.statement_timeout;
     if url.starts_with("sqlite:") {
-        options.map_sqlx_sqlite_opts(|o| {
+        options.map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
-                .busy_timeout(std::time::Duration::from_secs(5))
+                .busy_timeout(timeout)
                 .foreign_keys(true)
+        });
+    } else if url.starts_with("postgres") {
+        options.statement_timeout(timeout);
+    } else if url.starts_with("mysql") || url.starts_with("mariadb") {
+        options.after_connect(move |conn| {
+            Box::pin(async move {
+                // MariaDB calls it max_statement_time (seconds); MySQL max_execution_time (ms).
+                let mariadb = format!("SET SESSION max_statement_time = {}", timeout.as_secs_f64());
+                if conn.execute_unprepared(&mariadb).await.is_err() {
+                    let mysql = format!("SET SESSION max_execution_time = {}", timeout.as_millis());
+                    conn.execute_unprepared(&mysql).await?;
+                }
+                Ok(())
+            })
         });
     }
     Database::connect(options).await

@@ -44,7 +44,10 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn migrate(settings: Settings, action: MigrateAction) -> Result<(), Box<dyn std::error::Error>> {
+async fn migrate(
+    settings: Settings,
+    action: MigrateAction,
+) -> Result<(), Box<dyn std::error::Error>> {
     let conn = db::connect(&settings.database).await?;
     match action {
         MigrateAction::Up => Migrator::up(&conn, None).await?,

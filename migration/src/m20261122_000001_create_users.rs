@@ -21,8 +21,16 @@ impl MigrationTrait for Migration {
                     // As typed by the user, for display.
                     .col(ColumnDef::new(Users::Username).string_len(32).null())
                     // Lower-case copy that carries the uniqueness.
-                    .col(ColumnDef::new(Users::UsernameNormalized).string_len(32).null())
-                    .col(ColumnDef::new(Users::PasswordHash).string_len(72).not_null())
+                    .col(
+                        ColumnDef::new(Users::UsernameNormalized)
+                            .string_len(32)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Users::PasswordHash)
+                            .string_len(72)
+                            .not_null(),
+                    )
                     .col(instant(manager, Users::CreatedAt).not_null())
                     .col(instant(manager, Users::UpdatedAt).not_null())
                     .to_owned(),

@@ -15,10 +15,19 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(RefreshTokens::Table)
-                    .col(ColumnDef::new(RefreshTokens::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(RefreshTokens::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(RefreshTokens::SessionId).uuid().not_null())
                     // Hex of a 256-bit keyed hash; the plaintext is never stored.
-                    .col(ColumnDef::new(RefreshTokens::TokenHash).char_len(64).not_null())
+                    .col(
+                        ColumnDef::new(RefreshTokens::TokenHash)
+                            .char_len(64)
+                            .not_null(),
+                    )
                     .col(instant(manager, RefreshTokens::CreatedAt).not_null())
                     .col(instant(manager, RefreshTokens::ExpiresAt).not_null())
                     // Set once, by the conditional update that rotates the token.

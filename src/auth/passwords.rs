@@ -37,11 +37,12 @@ impl PasswordHasher {
         }
     }
 
-    /// Hashes a new password.
+    /// Hashes a new password. `Password` is at most 72 bytes, so nothing is cut (bcrypt's
+    /// `non_truncating_hash` would refuse exactly 72 bytes: it counts the NUL terminator).
     pub async fn hash(&self, password: &Password) -> Result<String, AuthError> {
         let password = password.expose().to_owned();
         let cost = self.cost;
-        self.run(move || bcrypt::non_truncating_hash(password, cost))
+        self.run(move || bcrypt::hash(password, cost))
             .await?
             .map_err(AuthError::internal)
     }
@@ -86,13 +87,13 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let admitted = self
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AuthError::RateLimited {
-                retry_after: OVERLOAD_RETRY_AFTER,
-            })?;
+        let admitted =
+            self.admission
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| AuthError::RateLimited {
+                    retry_after: OVERLOAD_RETRY_AFTER,
+                })?;
         let worker = self
             .workers
             .clone()
@@ -124,7 +125,10 @@ mod tests {
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_nothing_else() {
         let h = hasher(2, 4);
-        let hash = h.hash(&Password::parse("correct horse").unwrap()).await.unwrap();
+        let hash = h
+            .hash(&Password::parse("correct horse").unwrap())
+            .await
+            .unwrap();
         assert!(h.verify("correct horse", Some(&hash)).await.unwrap());
         assert!(!h.verify("correct hors", Some(&hash)).await.unwrap());
         assert!(!h.verify("correct horse", None).await.unwrap());
@@ -146,10 +150,14 @@ mod tests {
         // Occupy the only slot with a slow job, then ask for another.
         let busy = h.clone();
         let blocker = tokio::spawn(async move {
-            busy.run(|| std::thread::sleep(std::time::Duration::from_millis(300))).await
+            busy.run(|| std::thread::sleep(std::time::Duration::from_millis(300)))
+                .await
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let err = h.verify("whatever-password", Some(&hash)).await.unwrap_err();
+        let err = h
+            .verify("whatever-password", Some(&hash))
+            .await
+            .unwrap_err();
         assert!(matches!(err, AuthError::RateLimited { .. }));
         blocker.await.unwrap().unwrap();
         assert!(h.verify("whatever-password", Some(&hash)).await.unwrap());

@@ -129,7 +129,10 @@ mod tests {
     fn ipv6_addresses_in_one_slash_64_share_a_bucket() {
         let l = limits(1, 0, 0);
         l.login_from("2001:db8:1:2::1".parse().unwrap()).unwrap();
-        assert!(l.login_from("2001:db8:1:2:ffff::9".parse().unwrap()).is_err());
+        assert!(
+            l.login_from("2001:db8:1:2:ffff::9".parse().unwrap())
+                .is_err()
+        );
         l.login_from("2001:db8:1:3::1".parse().unwrap()).unwrap();
     }
 
@@ -137,7 +140,10 @@ mod tests {
     fn ipv4_mapped_addresses_count_as_ipv4() {
         let l = limits(0, 0, 1);
         l.register_from("192.0.2.7".parse().unwrap()).unwrap();
-        assert!(l.register_from("::ffff:192.0.2.7".parse().unwrap()).is_err());
+        assert!(
+            l.register_from("::ffff:192.0.2.7".parse().unwrap())
+                .is_err()
+        );
     }
 
     #[test]

@@ -132,7 +132,11 @@ impl TokenKeys {
             aud: self.audience.clone(),
             typ: ACCESS_TOKEN_TYPE.to_owned(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.access_encoding)
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.access_encoding,
+        )
     }
 
     /// Checks signature (HS256 only), `exp`, `nbf`, `iss`, `aud` and the type marker.
@@ -206,14 +210,18 @@ mod tests {
     fn an_expired_access_token_is_refused() {
         let keys = keys();
         let an_hour_ago = Utc::now() - Duration::from_secs(3600);
-        let token = keys.mint_access(Uuid::new_v4(), Uuid::new_v4(), an_hour_ago).unwrap();
+        let token = keys
+            .mint_access(Uuid::new_v4(), Uuid::new_v4(), an_hour_ago)
+            .unwrap();
         assert!(keys.verify_access(&token).is_err());
     }
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
         let other = keys();
-        let token = other.mint_access(Uuid::new_v4(), Uuid::new_v4(), Utc::now()).unwrap();
+        let token = other
+            .mint_access(Uuid::new_v4(), Uuid::new_v4(), Utc::now())
+            .unwrap();
         assert!(keys().verify_access(&token).is_err());
     }
 
@@ -234,7 +242,10 @@ mod tests {
         };
         let key = EncodingKey::from_secret(settings.access_secret.expose_secret().as_bytes());
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
-        assert!(matches!(keys.verify_access(&token), Err(AccessTokenError::WrongType)));
+        assert!(matches!(
+            keys.verify_access(&token),
+            Err(AccessTokenError::WrongType)
+        ));
         claims.typ = "access".into();
         claims.aud = "someone-else".into();
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();

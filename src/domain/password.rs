@@ -30,7 +30,10 @@ impl Password {
             ));
         }
         if raw.contains('\0') {
-            return Err(InvalidInput::new("password", "password must not contain NUL characters"));
+            return Err(InvalidInput::new(
+                "password",
+                "password must not contain NUL characters",
+            ));
         }
         Ok(Self(SecretString::from(raw)))
     }
@@ -60,7 +63,10 @@ mod tests {
     #[test]
     fn seventy_two_bytes_pass_and_seventy_three_fail() {
         assert!(Password::parse(&"a".repeat(72)).is_ok());
-        assert_eq!(Password::parse(&"a".repeat(73)).unwrap_err().field, "password");
+        assert_eq!(
+            Password::parse(&"a".repeat(73)).unwrap_err().field,
+            "password"
+        );
     }
 
     #[test]

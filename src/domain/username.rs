@@ -11,7 +11,10 @@ impl Username {
         let name = raw.trim();
         let len = name.chars().count();
         if !(3..=32).contains(&len) {
-            return Err(InvalidInput::new("username", "username must be 3 to 32 characters"));
+            return Err(InvalidInput::new(
+                "username",
+                "username must be 3 to 32 characters",
+            ));
         }
         if !name
             .chars()
@@ -57,8 +60,20 @@ mod tests {
 
     #[test]
     fn other_characters_are_refused() {
-        for raw in ["adä", "ada lovelace", "ada@home", "ada!", "a\u{0}b", "ad'; drop", "a\nb"] {
-            assert_eq!(Username::parse(raw).unwrap_err().field, "username", "{raw:?}");
+        for raw in [
+            "adä",
+            "ada lovelace",
+            "ada@home",
+            "ada!",
+            "a\u{0}b",
+            "ad'; drop",
+            "a\nb",
+        ] {
+            assert_eq!(
+                Username::parse(raw).unwrap_err().field,
+                "username",
+                "{raw:?}"
+            );
         }
     }
 }

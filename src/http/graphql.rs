@@ -100,7 +100,10 @@ pub async fn get_handler(
     let request = match async_graphql::http::parse_query_string(query_string) {
         Ok(r) => r,
         Err(e) => {
-            return error_response(StatusCode::BAD_REQUEST, &format!("invalid query string: {e}"));
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid query string: {e}"),
+            );
         }
     };
     if selects_mutation(&request) {
@@ -221,13 +224,16 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
 fn reject(rejection: GraphQLRejection) -> Response {
     use async_graphql::ParseRequestError as E;
     match rejection.0 {
-        E::PayloadTooLarge => error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        E::PayloadTooLarge => {
+            error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        }
         E::Io(e) if is_length_limit(&e) => {
             error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
         }
-        E::InvalidRequest(e) => {
-            error_response(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}"))
-        }
+        E::InvalidRequest(e) => error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid GraphQL request: {e}"),
+        ),
         E::Io(_) => error_response(StatusCode::BAD_REQUEST, "could not read the request body"),
         other => error_response(
             StatusCode::BAD_REQUEST,

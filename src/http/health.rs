@@ -18,7 +18,10 @@ pub async fn handler(State(state): State<AppState>) -> (StatusCode, Json<Value>)
         Ok(Ok(()))
     );
     if up {
-        (StatusCode::OK, Json(json!({"status": "ok", "database": "up"})))
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "database": "up"})),
+        )
     } else {
         tracing::warn!("health probe: database unreachable");
         (

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Method, header};
 use axum::Router;
+use http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -34,13 +34,29 @@ pub fn cors(settings: &HttpSettings) -> CorsLayer {
 /// Adds nosniff, frame denial, no referrer, a strict CSP, no caching of tokens, and HSTS
 /// if configured, to every response that does not set its own.
 pub fn with_headers(router: Router, settings: &HttpSettings) -> Router {
-    let set = |name: HeaderName, value: HeaderValue| SetResponseHeaderLayer::if_not_present(name, value);
+    let set =
+        |name: HeaderName, value: HeaderValue| SetResponseHeaderLayer::if_not_present(name, value);
     let mut router = router
-        .layer(set(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(set(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(set(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(set(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(API_CSP)))
-        .layer(set(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        .layer(set(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(set(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(set(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ))
+        .layer(set(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     if let Some(age) = settings.hsts_max_age {
         let value = HeaderValue::from_str(&format!("max-age={}; includeSubDomains", age.as_secs()))
             .expect("digits are a valid header value");
