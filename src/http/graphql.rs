@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
-use async_graphql_axum::GraphQLBatchRequest;
-use async_graphql_axum::rejection::GraphQLRejection;
-use axum::body::Body;
+use async_graphql_axum::GraphQLResponse;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -48,16 +48,30 @@ impl Default for GraphiqlPage {
     }
 }
 
-/// POST: a single operation or a batch (at most `max_batch`).
+/// POST: a JSON body holding one operation or a batch of at most `max_batch`.
 pub async fn post_handler(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request = match request {
-        Ok(r) => r.into_inner(),
-        Err(rejection) => return reject(rejection),
+    if !is_json(&headers) {
+        // Also keeps browsers' preflight-free "simple" cross-origin POSTs out.
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request as Content-Type: application/json",
+        );
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            return error_response(status, &rejection.body_text());
+        }
+    };
+    let request = match parse_body(&body) {
+        Ok(r) => r,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     if let BatchRequest::Batch(ops) = &request {
         if ops.is_empty() {
@@ -71,6 +85,25 @@ pub async fn post_handler(
         }
     }
     execute(&state, peer, &headers, request).await
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// An object is one operation, an array a batch; anything else is a 400.
+fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let parsed = if first == Some(&b'[') {
+        serde_json::from_slice::<Vec<async_graphql::Request>>(body).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice::<async_graphql::Request>(body).map(BatchRequest::Single)
+    };
+    parsed.map_err(|e| format!("invalid GraphQL request body: {e}"))
 }
 
 /// GET: GraphiQL for a browser without a query; otherwise a query (never a mutation).
@@ -192,56 +225,24 @@ fn shape(response: BatchResponse, headers: &HeaderMap) -> Response {
     } else {
         StatusCode::OK
     };
-    let body = match serde_json::to_vec(&response) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "could not serialise a GraphQL response");
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
-        }
-    };
-    let content_type = if wants_graphql_json {
-        GRAPHQL_RESPONSE_JSON
-    } else {
-        "application/json"
-    };
-    let mut builder = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, content_type);
-    if let Some(secs) = retry_after {
-        builder = builder.header(header::RETRY_AFTER, secs);
+    let mut http_response = GraphQLResponse::from(response).into_response();
+    *http_response.status_mut() = status;
+    if !wants_graphql_json {
+        http_response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
-    builder
-        .body(Body::from(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    if let Some(secs) = retry_after {
+        http_response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    http_response
 }
 
 /// A GraphQL-shaped error body for requests that never reached execution.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "errors": [{ "message": message }] });
     (status, axum::Json(body)).into_response()
-}
-
-fn reject(rejection: GraphQLRejection) -> Response {
-    use async_graphql::ParseRequestError as E;
-    match rejection.0 {
-        E::PayloadTooLarge => {
-            error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-        }
-        E::Io(e) if is_length_limit(&e) => {
-            error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-        }
-        E::InvalidRequest(e) => error_response(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid GraphQL request: {e}"),
-        ),
-        E::Io(_) => error_response(StatusCode::BAD_REQUEST, "could not read the request body"),
-        other => error_response(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid GraphQL request: {other}"),
-        ),
-    }
-}
-
-fn is_length_limit(e: &std::io::Error) -> bool {
-    e.to_string().contains("length limit")
 }
