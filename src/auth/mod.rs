@@ -260,21 +260,13 @@ impl AuthService {
             sessions.push((p.session_id, p.account.id));
         }
         if let Some(raw) = refresh {
-            let token = RefreshToken::parse(raw).ok_or(AuthError::InvalidRefreshToken)?;
-            let at = now();
-            let (row, session) = self.find_refresh(&token).await?;
-            let usable = session_is_live(&session, at)
-                && match row.spent_at {
-                    None => row.expires_at > at,
-                    Some(spent_at) => at - spent_at <= self.reuse_grace,
-                };
-            if !usable {
-                if row.spent_at.is_some() && session_is_live(&session, at) {
-                    self.revoke_for_reuse(session.id).await?;
-                }
-                return Err(AuthError::InvalidRefreshToken);
+            match self.session_of_refresh(raw).await {
+                Ok(session) => sessions.push((session.id, session.user_id)),
+                // With a valid bearer the caller's session is known; a stale refresh token
+                // (typically that session's, already rotated) must not block the logout.
+                Err(AuthError::InvalidRefreshToken) if principal.is_some() => {}
+                Err(e) => return Err(e),
             }
-            sessions.push((session.id, session.user_id));
         }
         if sessions.is_empty() {
             return Err(AuthError::Unauthenticated);
@@ -292,6 +284,26 @@ impl AuthService {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// The live session a refresh token proves, for logout. A spent token outside the
+    /// grace window is reuse, and revokes its session as `refresh` would.
+    async fn session_of_refresh(&self, raw: &str) -> Result<session::Model, AuthError> {
+        let token = RefreshToken::parse(raw).ok_or(AuthError::InvalidRefreshToken)?;
+        let at = now();
+        let (row, session) = self.find_refresh(&token).await?;
+        if !session_is_live(&session, at) {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        match row.spent_at {
+            None if row.expires_at > at => Ok(session),
+            None => Err(AuthError::InvalidRefreshToken),
+            Some(spent_at) if at - spent_at <= self.reuse_grace => Ok(session),
+            Some(_) => {
+                self.revoke_for_reuse(session.id).await?;
+                Err(AuthError::InvalidRefreshToken)
+            }
+        }
     }
 
     /// Resolves a bearer token to its caller; refused unless its session is live right now.

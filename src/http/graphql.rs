@@ -130,14 +130,9 @@ pub async fn get_handler(
             _ => error_response(StatusCode::BAD_REQUEST, "missing the `query` parameter"),
         };
     }
-    let request = match async_graphql::http::parse_query_string(query_string) {
+    let request = match parse_get(query_string) {
         Ok(r) => r,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("invalid query string: {e}"),
-            );
-        }
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     if selects_mutation(&request) {
         let mut response =
@@ -148,6 +143,46 @@ pub async fn get_handler(
         return response;
     }
     execute(&state, peer, &headers, BatchRequest::Single(request)).await
+}
+
+/// The GraphQL-over-HTTP GET parameters: `query`, `operationName`, `variables` (JSON).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+fn parse_get(query_string: &str) -> Result<async_graphql::Request, String> {
+    let params: GetParams = axum::extract::Query::try_from_uri(
+        &format!("/?{query_string}")
+            .parse()
+            .map_err(|_| "invalid query string".to_owned())?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| format!("invalid query string: {}", e.body_text()))?;
+    let json = |name: &str, raw: Option<String>| -> Result<serde_json::Value, String> {
+        match raw.filter(|r| !r.is_empty()) {
+            None => Ok(serde_json::Value::Null),
+            Some(r) => serde_json::from_str(&r).map_err(|e| format!("`{name}` is not JSON: {e}")),
+        }
+    };
+    let mut request = async_graphql::Request::new(params.query).variables(
+        async_graphql::Variables::from_json(json("variables", params.variables)?),
+    );
+    if let Some(name) = params.operation_name.filter(|n| !n.is_empty()) {
+        request = request.operation_name(name);
+    }
+    if let serde_json::Value::Object(map) = json("extensions", params.extensions)? {
+        for (key, value) in map {
+            if let Ok(value) = async_graphql::Value::from_json(value) {
+                request.extensions.insert(key, value);
+            }
+        }
+    }
+    Ok(request)
 }
 
 async fn execute(
@@ -184,7 +219,11 @@ fn selects_mutation(request: &async_graphql::Request) -> bool {
             .iter()
             .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str()))
             .map(|(_, op)| op.node.ty),
-        None => doc.operations.iter().next().map(|(_, op)| op.node.ty),
+        // With several operations and no name, execution refuses to choose; nothing runs.
+        None if doc.operations.iter().count() == 1 => {
+            doc.operations.iter().next().map(|(_, op)| op.node.ty)
+        }
+        None => None,
     };
     matches!(
         selected,

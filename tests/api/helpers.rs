@@ -1,0 +1,486 @@
+//! `spawn_app` and `TestApp`: a running server on a fresh database, one helper per operation.
+//!
+//! Every test runs once per backend through [`backend_tests!`]: on SQLite always, and on
+//! MySQL/MariaDB and PostgreSQL when `TEST_MYSQL_URL` / `TEST_POSTGRES_URL` name a server
+//! (each test then gets its own uniquely named database, dropped afterwards).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use auth_server::Application;
+use auth_server::config::Settings;
+use reqwest::header::HeaderMap;
+use reqwest::{Client, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub const ACCESS_SECRET: &str = "test-access-secret-0123456789abcdef0123456789";
+pub const REFRESH_SECRET: &str = "test-refresh-secret-0123456789abcdef012345678";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Generates one `#[tokio::test]` per backend for each listed `async fn(Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    if $crate::helpers::Backend::Mysql.available() {
+                        super::$name($crate::helpers::Backend::Mysql).await
+                    }
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::helpers::Backend::Postgres.available() {
+                        super::$name($crate::helpers::Backend::Postgres).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mysql,
+    Postgres,
+}
+
+impl Backend {
+    fn env_var(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Mysql => Some("TEST_MYSQL_URL"),
+            Backend::Postgres => Some("TEST_POSTGRES_URL"),
+        }
+    }
+
+    /// Whether this backend's server is configured; prints why not when it is not.
+    pub fn available(self) -> bool {
+        match self.env_var() {
+            None => true,
+            Some(var) => {
+                let set = std::env::var(var).is_ok_and(|v| !v.is_empty());
+                if !set {
+                    eprintln!("skipped: {var} is not set, so this {self:?} run is skipped");
+                }
+                set
+            }
+        }
+    }
+}
+
+/// A database created for one test and removed when the test ends.
+enum TestDatabase {
+    Sqlite(tempfile::TempDir),
+    Server {
+        admin_url: String,
+        name: String,
+        backend: Backend,
+    },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Server {
+            admin_url,
+            name,
+            backend,
+        } = self
+        {
+            let (admin_url, name, backend) = (admin_url.clone(), name.clone(), *backend);
+            // Drop runs inside the test's runtime; use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let admin = sea_orm::Database::connect(&admin_url).await?;
+                    let sql = match backend {
+                        Backend::Postgres => {
+                            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")
+                        }
+                        _ => format!("DROP DATABASE IF EXISTS `{name}`"),
+                    };
+                    sea_orm::ConnectionTrait::execute_unprepared(&admin, &sql).await?;
+                    admin.close().await
+                })
+                .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .join();
+        }
+    }
+}
+
+impl TestDatabase {
+    async fn create(backend: Backend) -> (Self, String) {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/auth.db?mode=rwc", dir.path().display());
+                (TestDatabase::Sqlite(dir), url)
+            }
+            Backend::Mysql | Backend::Postgres => {
+                let var = backend.env_var().expect("server backend");
+                let admin_url = std::env::var(var).expect("checked by available()");
+                let name = format!("auth_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sea_orm::Database::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| panic!("{var} does not answer: {e}"));
+                sea_orm::ConnectionTrait::execute_unprepared(
+                    &admin,
+                    &format!("CREATE DATABASE {name}"),
+                )
+                .await
+                .expect("create test database");
+                admin.close().await.ok();
+                let url = replace_database(&admin_url, &name);
+                (
+                    TestDatabase::Server {
+                        admin_url,
+                        name,
+                        backend,
+                    },
+                    url,
+                )
+            }
+        }
+    }
+}
+
+/// `scheme://user@host:port/db?params` with `db` replaced by `name`.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, params) = match url.split_once('?') {
+        Some((b, p)) => (b, Some(p)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let host = match path_start {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    match params {
+        Some(p) => format!("{host}/{name}?{p}"),
+        None => format!("{host}/{name}"),
+    }
+}
+
+/// A fresh database for `backend` (dropped with the guard) and its URL, for tests that
+/// run the server binary themselves.
+pub struct DatabaseGuard(TestDatabase);
+
+pub async fn create_database(backend: Backend) -> (DatabaseGuard, String) {
+    let (db, url) = TestDatabase::create(backend).await;
+    (DatabaseGuard(db), url)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: Client,
+    pub backend: Backend,
+    pub database_url: String,
+    pub settings: Settings,
+    _db: TestDatabase,
+}
+
+/// Settings every test starts from: cheap bcrypt, fixed secrets, no rate limits.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::defaults();
+    s.port = 0;
+    s.passwords.bcrypt_cost = 4;
+    s.tokens.access_secret = SecretString::from(ACCESS_SECRET);
+    s.tokens.refresh_secret = SecretString::from(REFRESH_SECRET);
+    s.rate_limits.login_per_ip = 0;
+    s.rate_limits.login_per_account = 0;
+    s.rate_limits.register_per_ip = 0;
+    s.warnings.clear();
+    s
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let (db, url) = TestDatabase::create(backend).await;
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(url.clone());
+    configure(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the application builds");
+    let port = app.port();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        backend,
+        database_url: url,
+        settings,
+        _db: db,
+    }
+}
+
+/// A GraphQL response: status, headers and JSON body.
+#[derive(Debug)]
+pub struct Gql {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Gql {
+    /// `data.<field>`, panicking with the whole body if it is missing or null.
+    pub fn data(&self, field: &str) -> &Value {
+        let v = &self.body["data"][field];
+        assert!(!v.is_null(), "no data.{field} in {}", self.body);
+        v
+    }
+
+    /// The first error's `extensions.code`.
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    /// Asserts exactly one error with `code` and returns it.
+    pub fn expect_error(&self, code: &str) -> &Value {
+        assert_eq!(self.code(), Some(code), "expected {code} in {}", self.body);
+        &self.body["errors"][0]
+    }
+}
+
+/// Tokens and user of an `AuthPayload`.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+impl Tokens {
+    pub fn from_payload(v: &Value) -> Self {
+        Self {
+            access: v["accessToken"].as_str().expect("accessToken").to_owned(),
+            refresh: v["refreshToken"].as_str().expect("refreshToken").to_owned(),
+            user_id: v["user"]["id"].as_str().expect("user.id").to_owned(),
+        }
+    }
+}
+
+pub const PAYLOAD: &str = "accessToken refreshToken tokenType expiresIn refreshExpiresIn user { id email username createdAt updatedAt }";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// POSTs one operation, with an optional bearer token.
+    pub async fn gql(&self, query: &str, variables: Value, bearer: Option<&str>) -> Gql {
+        self.post_json(json!({"query": query, "variables": variables}), bearer, &[])
+            .await
+    }
+
+    /// POSTs any JSON body with extra headers.
+    pub async fn post_json(
+        &self,
+        body: Value,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Gql {
+        let mut req = self.client.post(self.url("/graphql")).json(&body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Gql {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn register(&self, email: &str, password: &str, username: Option<&str>) -> Gql {
+        self.gql(
+            &format!(
+                "mutation($input: RegisterInput!) {{ register(input: $input) {{ {PAYLOAD} }} }}"
+            ),
+            json!({"input": {"email": email, "password": password, "username": username}}),
+            None,
+        )
+        .await
+    }
+
+    /// Registers a fresh account and returns its tokens.
+    pub async fn register_ok(&self, email: &str) -> Tokens {
+        let r = self.register(email, PASSWORD, None).await;
+        Tokens::from_payload(r.data("register"))
+    }
+
+    pub async fn login(&self, input: Value) -> Gql {
+        self.gql(
+            &format!("mutation($input: LoginInput!) {{ login(input: $input) {{ {PAYLOAD} }} }}"),
+            json!({"input": input}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login_email(&self, email: &str, password: &str) -> Gql {
+        self.login(json!({"email": email, "password": password}))
+            .await
+    }
+
+    pub async fn refresh(&self, token: &str) -> Gql {
+        self.gql(
+            &format!("mutation($t: String!) {{ refreshToken(refreshToken: $t) {{ {PAYLOAD} }} }}"),
+            json!({"t": token}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn logout(&self, bearer: Option<&str>, refresh: Option<&str>, all: bool) -> Gql {
+        self.gql(
+            "mutation($t: String, $all: Boolean!) { logout(refreshToken: $t, allSessions: $all) }",
+            json!({"t": refresh, "all": all}),
+            bearer,
+        )
+        .await
+    }
+
+    pub async fn me(&self, bearer: Option<&str>) -> Gql {
+        self.gql(
+            "{ me { id email username createdAt updatedAt } }",
+            json!({}),
+            bearer,
+        )
+        .await
+    }
+
+    /// Whether `bearer` still passes the guard.
+    pub async fn me_ok(&self, bearer: &str) -> bool {
+        let r = self.me(Some(bearer)).await;
+        match r.code() {
+            None => true,
+            Some("UNAUTHENTICATED") => false,
+            Some(other) => panic!("unexpected error {other}: {}", r.body),
+        }
+    }
+}
+
+/// A socket address nothing listens on (bound, then released).
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        replace_database("mysql://root@127.0.0.1:3306/test", "x"),
+        "mysql://root@127.0.0.1:3306/x"
+    );
+    assert_eq!(
+        replace_database("postgres://postgres@127.0.0.1:5432", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        replace_database("postgres://p@h/db?sslmode=disable", "x"),
+        "postgres://p@h/x?sslmode=disable"
+    );
+}
+
+// ---- Helpers of register / login / me / rate_limits / tokens tests ----
+
+impl Gql {
+    /// Asserts the response holds exactly one error, with `code`, and no data for the
+    /// failed root field; returns that error.
+    pub fn expect_only_error(&self, code: &str) -> &Value {
+        let errors = self.body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("expected a {code} error in {}", self.body));
+        assert_eq!(
+            errors.len(),
+            1,
+            "expected exactly one error in {}",
+            self.body
+        );
+        assert_eq!(self.code(), Some(code), "expected {code} in {}", self.body);
+        assert!(
+            self.body["data"].is_null(),
+            "expected no data next to {code} in {}",
+            self.body
+        );
+        &errors[0]
+    }
+
+    /// Asserts exactly one `BAD_USER_INPUT` error naming `field`.
+    pub fn expect_bad_input(&self, field: &str) -> &Value {
+        let error = self.expect_only_error("BAD_USER_INPUT");
+        assert_eq!(
+            error["extensions"]["field"].as_str(),
+            Some(field),
+            "expected BAD_USER_INPUT on {field} in {}",
+            self.body
+        );
+        error
+    }
+
+    /// Asserts a 200 response without any error.
+    pub fn expect_success(&self) {
+        assert_eq!(self.status, StatusCode::OK, "status of {}", self.body);
+        assert!(
+            self.body.get("errors").is_none(),
+            "expected no errors in {}",
+            self.body
+        );
+    }
+}
+
+impl TestApp {
+    pub async fn login_username(&self, username: &str, password: &str) -> Gql {
+        self.login(json!({"username": username, "password": password}))
+            .await
+    }
+
+    /// Runs `query` with GET /graphql?query=..., with an optional bearer token.
+    pub async fn get_graphql(&self, query: &str, bearer: Option<&str>) -> Gql {
+        let mut req = self
+            .client
+            .get(self.url("/graphql"))
+            .query(&[("query", query)]);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Gql {
+            status,
+            headers,
+            body,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! One integration-test binary: every test starts the real server on a random port, on a
+//! fresh database, and speaks GraphQL over HTTP.
+
+mod helpers;
+
+mod cli;
+mod durability;
+mod http_surface;
+mod login;
+mod logout;
+mod me;
+mod migrations;
+mod rate_limits;
+mod refresh;
+mod register;
+mod resilience;
+mod schema;
+mod tokens;

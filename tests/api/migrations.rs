@@ -1,0 +1,93 @@
+//! The same migrations go up, down and up again on every backend, and leave the indexes
+//! the hot paths rely on.
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement};
+
+use crate::backend_tests;
+use crate::helpers::*;
+
+async fn tables(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let sql = match db.get_database_backend() {
+        DatabaseBackend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        }
+        DatabaseBackend::MySql => {
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+        }
+        _ => "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("list tables");
+    let mut names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("name"))
+        .filter(|n| n != "seaql_migrations")
+        .collect();
+    names.sort();
+    names
+}
+
+async fn migrations_go_up_down_and_up_again(backend: Backend) {
+    let (_guard, url) = create_database(backend).await;
+    let db = Database::connect(&url).await.expect("connect");
+    Migrator::up(&db, None).await.expect("up");
+    assert_eq!(tables(&db).await, ["refresh_tokens", "sessions", "users"]);
+    let statuses = Migrator::get_migration_with_status(&db)
+        .await
+        .expect("status");
+    assert_eq!(statuses.len(), 3);
+    assert!(statuses.iter().all(|m| m.status().to_string() == "Applied"));
+
+    Migrator::down(&db, Some(1)).await.expect("one down");
+    assert_eq!(tables(&db).await, ["sessions", "users"]);
+    Migrator::down(&db, None).await.expect("all down");
+    assert!(tables(&db).await.is_empty());
+    Migrator::up(&db, None).await.expect("up again");
+    assert_eq!(tables(&db).await, ["refresh_tokens", "sessions", "users"]);
+    db.close().await.ok();
+}
+
+async fn the_unique_indexes_hold_in_the_database_itself(backend: Backend) {
+    let (_guard, url) = create_database(backend).await;
+    let db = Database::connect(&url).await.expect("connect");
+    Migrator::up(&db, None).await.expect("up");
+    let insert = |id: u8, email: &str, username: &str| {
+        let uuid = uuid::Uuid::from_bytes([id; 16]);
+        let now = chrono::Utc::now();
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        auth_server::entity::user::Entity::insert(auth_server::entity::user::ActiveModel {
+            id: Set(uuid),
+            email: Set(email.to_owned()),
+            username: Set(Some(username.to_owned())),
+            username_normalized: Set(Some(username.to_lowercase())),
+            password_hash: Set("x".into()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&db)
+    };
+    insert(1, "a@example.com", "Ada").await.expect("first row");
+    let dup_email = insert(2, "a@example.com", "Bob")
+        .await
+        .expect_err("duplicate email");
+    assert!(matches!(
+        dup_email.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ));
+    let dup_name = insert(3, "b@example.com", "ADA")
+        .await
+        .expect_err("duplicate username");
+    assert!(matches!(
+        dup_name.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ));
+    db.close().await.ok();
+}
+
+backend_tests!(
+    migrations_go_up_down_and_up_again,
+    the_unique_indexes_hold_in_the_database_itself
+);
