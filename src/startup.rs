@@ -13,6 +13,10 @@ use crate::http::{AppState, ClientIpResolver, router};
 
 /// How often idle rate-limit keys are forgotten.
 const LIMITER_SWEEP: Duration = Duration::from_secs(60);
+/// How often dead sessions and expired refresh tokens are deleted.
+const SESSION_PURGE: Duration = Duration::from_secs(3600);
+/// Revoked or expired sessions are kept this long (for support and audit) before deletion.
+const KEEP_DEAD_SESSIONS: chrono::Duration = chrono::Duration::days(1);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,18 @@ impl Application {
                 limits.forget_idle();
             }
         });
+        let auth = self.auth.clone();
+        let purger = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SESSION_PURGE);
+            loop {
+                tick.tick().await;
+                match auth.purge_dead_sessions(KEEP_DEAD_SESSIONS).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "purged dead sessions and expired tokens"),
+                    Err(e) => tracing::warn!(error = %e, "session purge failed; will retry"),
+                }
+            }
+        });
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
@@ -111,6 +127,7 @@ impl Application {
         .with_graceful_shutdown(stop)
         .await;
         sweeper.abort();
+        purger.abort();
         served
     }
 }

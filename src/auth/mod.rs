@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, RelationTrait, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, RelationTrait, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -126,16 +126,33 @@ impl AuthService {
         }
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
     pub fn passwords(&self) -> &PasswordHasher {
         &self.passwords
     }
 
     pub fn limits(&self) -> &RateLimits {
         &self.limits
+    }
+
+    /// Deletes what can never be used again: expired refresh tokens, and sessions that
+    /// expired or were revoked more than `keep` ago (their tokens go with them). Spent
+    /// tokens of live sessions stay, so a replay is still recognised as reuse.
+    pub async fn purge_dead_sessions(&self, keep: chrono::Duration) -> Result<u64, AuthError> {
+        let at = now();
+        let tokens = refresh_token::Entity::delete_many()
+            .filter(refresh_token::Column::ExpiresAt.lt(at))
+            .exec(&self.db)
+            .await?;
+        let cutoff = at - keep;
+        let sessions = session::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(session::Column::ExpiresAt.lt(cutoff))
+                    .add(session::Column::RevokedAt.lt(cutoff)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(tokens.rows_affected + sessions.rows_affected)
     }
 
     /// Counts a registration attempt from `ip` (before the input is even looked at).

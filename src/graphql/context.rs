@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 use crate::auth::{AuthService, Principal};
 use crate::error::AuthError;
 
-/// Put into each GraphQL request by the HTTP layer. Cheap to clone: a batch shares one.
+/// Put into each GraphQL operation by the HTTP layer (one per operation of a batch).
 #[derive(Clone)]
 pub struct RequestContext(Arc<Inner>);
 
@@ -29,11 +29,6 @@ impl RequestContext {
 
     pub fn client_ip(&self) -> IpAddr {
         self.0.client_ip
-    }
-
-    /// Whether the request carried an `Authorization: Bearer` header at all.
-    pub fn has_bearer(&self) -> bool {
-        self.0.bearer.is_some()
     }
 
     /// The caller, checked once per request however many fields ask.

@@ -192,8 +192,17 @@ async fn execute(
     request: BatchRequest,
 ) -> Response {
     let client_ip = state.client_ip.resolve(peer, headers);
-    let context = RequestContext::new(client_ip, bearer(headers));
-    let response = state.schema.execute_batch(request.data(context)).await;
+    let bearer = bearer(headers);
+    // One context per operation: a batched `logout` must not leave a cached caller
+    // for the operations after it.
+    let context = || RequestContext::new(client_ip, bearer.clone());
+    let request = match request {
+        BatchRequest::Single(r) => BatchRequest::Single(r.data(context())),
+        BatchRequest::Batch(rs) => {
+            BatchRequest::Batch(rs.into_iter().map(|r| r.data(context())).collect())
+        }
+    };
+    let response = state.schema.execute_batch(request).await;
     shape(response, headers)
 }
 

@@ -10,6 +10,7 @@ mod login;
 mod logout;
 mod me;
 mod migrations;
+mod purge;
 mod rate_limits;
 mod refresh;
 mod register;
