@@ -69,12 +69,31 @@ impl Backend {
             Some(var) => {
                 let set = std::env::var(var).is_ok_and(|v| !v.is_empty());
                 if !set {
-                    eprintln!("skipped: {var} is not set, so this {self:?} run is skipped");
+                    announce_skip(self, var);
                 }
                 set
             }
         }
     }
+}
+
+/// Says once per backend, on the real stderr (test output capture would hide it), that
+/// its runs are skipped.
+fn announce_skip(backend: Backend, var: &str) {
+    use std::io::Write;
+    static MYSQL: std::sync::Once = std::sync::Once::new();
+    static POSTGRES: std::sync::Once = std::sync::Once::new();
+    let once = if backend == Backend::Mysql {
+        &MYSQL
+    } else {
+        &POSTGRES
+    };
+    once.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {var} is not set: the {backend:?} run of every test is skipped (SQLite runs)"
+        );
+    });
 }
 
 /// A database created for one test and removed when the test ends.
