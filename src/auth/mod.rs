@@ -350,31 +350,31 @@ impl AuthService {
         email: &Email,
         username: Option<&Username>,
     ) -> Result<(), AuthError> {
-        let email_taken = user::Entity::find()
-            .select_only()
-            .column(user::Column::Id)
-            .filter(user::Column::Email.eq(email.as_str()))
-            .into_tuple::<Uuid>()
-            .one(&self.db)
+        if self
+            .any_user(user::Column::Email.eq(email.as_str()))
             .await?
-            .is_some();
-        if email_taken {
+        {
             return Err(AuthError::EmailTaken);
         }
         if let Some(username) = username {
-            let username_taken = user::Entity::find()
-                .select_only()
-                .column(user::Column::Id)
-                .filter(user::Column::UsernameNormalized.eq(username.normalized()))
-                .into_tuple::<Uuid>()
-                .one(&self.db)
-                .await?
-                .is_some();
-            if username_taken {
+            let normalized = user::Column::UsernameNormalized.eq(username.normalized());
+            if self.any_user(normalized).await? {
                 return Err(AuthError::UsernameTaken);
             }
         }
         Ok(())
+    }
+
+    /// Whether a user matches `condition` (reads only the id).
+    async fn any_user(&self, condition: sea_orm::sea_query::SimpleExpr) -> Result<bool, DbErr> {
+        let found = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(condition)
+            .into_tuple::<Uuid>()
+            .one(&self.db)
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Inserts a session and its first refresh token, and mints the pair.

@@ -225,12 +225,10 @@ mod tests {
         assert!(keys().verify_access(&token).is_err());
     }
 
-    #[test]
-    fn a_token_without_the_access_type_is_refused() {
-        let settings = Settings::defaults().tokens;
-        let keys = TokenKeys::new(&settings);
+    /// Valid claims for `settings`, with the given type marker.
+    fn claims(settings: &TokenSettings, typ: &str) -> AccessClaims {
         let now = Utc::now().timestamp();
-        let mut claims = AccessClaims {
+        AccessClaims {
             sub: Uuid::new_v4(),
             sid: Uuid::new_v4(),
             jti: Uuid::new_v4(),
@@ -238,8 +236,15 @@ mod tests {
             exp: now + 60,
             iss: settings.issuer.clone(),
             aud: settings.audience.clone(),
-            typ: "refresh".into(),
-        };
+            typ: typ.into(),
+        }
+    }
+
+    #[test]
+    fn a_token_without_the_access_type_is_refused() {
+        let settings = Settings::defaults().tokens;
+        let keys = TokenKeys::new(&settings);
+        let mut claims = claims(&settings, "refresh");
         let key = EncodingKey::from_secret(settings.access_secret.expose_secret().as_bytes());
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
         assert!(matches!(
@@ -256,17 +261,7 @@ mod tests {
     fn hs512_with_the_right_key_is_refused() {
         let settings = Settings::defaults().tokens;
         let keys = TokenKeys::new(&settings);
-        let now = Utc::now().timestamp();
-        let claims = AccessClaims {
-            sub: Uuid::new_v4(),
-            sid: Uuid::new_v4(),
-            jti: Uuid::new_v4(),
-            iat: now,
-            exp: now + 60,
-            iss: settings.issuer.clone(),
-            aud: settings.audience.clone(),
-            typ: "access".into(),
-        };
+        let claims = claims(&settings, "access");
         let key = EncodingKey::from_secret(settings.access_secret.expose_secret().as_bytes());
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &key).unwrap();
         assert!(keys.verify_access(&token).is_err());
