@@ -17,3 +17,4 @@ mod register;
 mod resilience;
 mod schema;
 mod tokens;
+mod typed_client;
