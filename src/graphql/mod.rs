@@ -8,7 +8,7 @@ mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
 
 pub use context::RequestContext;
 pub use mutation::Mutation;
@@ -28,9 +28,11 @@ pub fn build_schema(auth: Arc<AuthService>, limits: &GraphqlSettings) -> AppSche
         .finish()
 }
 
-/// The SDL that `schema.graphql` must equal (`auth-server schema > schema.graphql`).
+/// The SDL that `schema.graphql` must equal (`auth-server schema > schema.graphql`). It
+/// keeps `@specifiedBy` on custom scalars, as live introspection reports them, so tools
+/// reading either source see the same schema.
 pub fn sdl() -> String {
     Schema::build(Query, Mutation, EmptySubscription)
         .finish()
-        .sdl()
+        .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }

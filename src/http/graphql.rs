@@ -27,19 +27,53 @@ pub struct GraphiqlPage {
 impl GraphiqlPage {
     pub fn new() -> Self {
         let script = include_str!("graphiql.js");
-        let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script));
         let html = include_str!("graphiql.html").replace("__BOOTSTRAP__", script);
-        let csp = format!(
-            "default-src 'none'; script-src https://unpkg.com 'sha256-{digest}'; \
-             style-src https://unpkg.com 'unsafe-inline'; img-src 'self' data: https://unpkg.com; \
-             font-src https://unpkg.com data:; connect-src 'self'; frame-ancestors 'none'; \
-             base-uri 'none'; form-action 'none'"
-        );
+        let csp = Self::csp(&html);
         Self {
             html,
             csp: HeaderValue::from_str(&csp).expect("the CSP is ASCII"),
         }
     }
+
+    /// A policy that admits exactly what the page loads: its pinned scripts and stylesheet
+    /// by full URL, its inline script and style by hash, the data: fonts and images of
+    /// GraphiQL's stylesheet, and requests to this origin only.
+    fn csp(html: &str) -> String {
+        let hash = |text: &str| {
+            let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text));
+            format!("'sha256-{digest}'")
+        };
+        let mut scripts = external_urls(html, "<script src=\"");
+        scripts.extend(inline_blocks(html, "<script>", "</script>").map(hash));
+        let mut styles = external_urls(html, "<link rel=\"stylesheet\" href=\"");
+        styles.extend(inline_blocks(html, "<style>", "</style>").map(hash));
+        format!(
+            "default-src 'none'; script-src {}; style-src {}; img-src data:; font-src data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            scripts.join(" "),
+            styles.join(" "),
+        )
+    }
+}
+
+/// The URLs that follow each `prefix` (up to the closing quote).
+fn external_urls(html: &str, prefix: &str) -> Vec<String> {
+    html.split(prefix)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The contents of each `open` … `close` block.
+fn inline_blocks<'a>(
+    html: &'a str,
+    open: &'a str,
+    close: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    html.split(open)
+        .skip(1)
+        .filter_map(move |rest| rest.split_once(close).map(|(body, _)| body))
 }
 
 impl Default for GraphiqlPage {
@@ -62,6 +96,9 @@ pub async fn post_handler(
             "send the request as Content-Type: application/json",
         );
     }
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {
@@ -84,7 +121,7 @@ pub async fn post_handler(
             );
         }
     }
-    execute(&state, peer, &headers, request).await
+    execute(&state, peer, &headers, request, media).await
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -99,11 +136,100 @@ fn is_json(headers: &HeaderMap) -> bool {
 fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let parsed = if first == Some(&b'[') {
-        serde_json::from_slice::<Vec<async_graphql::Request>>(body).map(BatchRequest::Batch)
+        serde_json::from_slice::<Vec<PostOperation>>(body)
+            .map(|ops| BatchRequest::Batch(ops.into_iter().map(Into::into).collect()))
     } else {
-        serde_json::from_slice::<async_graphql::Request>(body).map(BatchRequest::Single)
+        serde_json::from_slice::<PostOperation>(body).map(|op| BatchRequest::Single(op.into()))
     };
     parsed.map_err(|e| format!("invalid GraphQL request body: {e}"))
+}
+
+/// One POSTed operation. GraphQL over HTTP makes `query` required, so a body without it
+/// is a malformed request (400) rather than an empty document; the other parameters are
+/// read as async-graphql reads them.
+#[derive(serde::Deserialize)]
+struct PostOperation {
+    query: String,
+    #[serde(flatten)]
+    rest: async_graphql::Request,
+}
+
+impl From<PostOperation> for async_graphql::Request {
+    fn from(op: PostOperation) -> Self {
+        let mut request = op.rest;
+        request.query = op.query;
+        request
+    }
+}
+
+/// The response media types of GraphQL over HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Media {
+    /// `application/graphql-response+json`: request errors are 400.
+    GraphqlResponseJson,
+    /// `application/json`, for legacy clients: always 200 once the request is understood.
+    Json,
+}
+
+/// Picks the response media type from `Accept` (q-values and wildcards honoured); `None`
+/// when the client accepts neither, which is a 406. No `Accept` means `application/json`,
+/// as does `*/*` (curl's default). At equal preference a client that names
+/// `application/graphql-response+json` explicitly gets it.
+fn negotiate(headers: &HeaderMap) -> Option<Media> {
+    let mut ranges = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .peekable();
+    if ranges.peek().is_none() {
+        return Some(Media::Json);
+    }
+    // Per media type: (specificity of the best matching range, its q), q in thousandths.
+    let mut graphql = (0u8, 0u16);
+    let mut json = (0u8, 0u16);
+    for range in ranges {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1000, |(_, v)| {
+                v.trim()
+                    .parse::<f32>()
+                    .map_or(0, |q| (q.clamp(0.0, 1.0) * 1000.0) as u16)
+            });
+        let specificity = |name: &str| match media.as_str() {
+            m if m == name => 3,
+            "application/*" => 2,
+            "*/*" => 1,
+            _ => 0,
+        };
+        for (slot, name) in [
+            (&mut graphql, GRAPHQL_RESPONSE_JSON),
+            (&mut json, "application/json"),
+        ] {
+            let s = specificity(name);
+            if s > slot.0 {
+                *slot = (s, q);
+            }
+        }
+    }
+    match (graphql.1, json.1) {
+        (0, 0) => None,
+        (g, j) if g > j || (g == j && graphql.0 == 3) => Some(Media::GraphqlResponseJson),
+        _ => Some(Media::Json),
+    }
+}
+
+/// 406 for a client that accepts none of the GraphQL-over-HTTP media types.
+fn not_acceptable() -> Response {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        "accept application/graphql-response+json or application/json",
+    )
 }
 
 /// GET: GraphiQL for a browser without a query; otherwise a query (never a mutation).
@@ -130,6 +256,9 @@ pub async fn get_handler(
             _ => error_response(StatusCode::BAD_REQUEST, "missing the `query` parameter"),
         };
     }
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
     let request = match parse_get(query_string) {
         Ok(r) => r,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
@@ -142,7 +271,7 @@ pub async fn get_handler(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, peer, &headers, BatchRequest::Single(request)).await
+    execute(&state, peer, &headers, BatchRequest::Single(request), media).await
 }
 
 /// The GraphQL-over-HTTP GET parameters: `query`, `operationName`, `variables` (JSON).
@@ -190,6 +319,7 @@ async fn execute(
     peer: SocketAddr,
     headers: &HeaderMap,
     request: BatchRequest,
+    media: Media,
 ) -> Response {
     let client_ip = state.client_ip.resolve(peer, headers);
     let bearer = bearer(headers);
@@ -203,7 +333,7 @@ async fn execute(
         }
     };
     let response = state.schema.execute_batch(request).await;
-    shape(response, headers)
+    shape(response, media)
 }
 
 /// `Authorization: Bearer <token>`; any other present value is kept so it fails as invalid.
@@ -241,12 +371,7 @@ fn selects_mutation(request: &async_graphql::Request) -> bool {
 }
 
 /// JSON body, the media type the client asked for, and `Retry-After` when rate-limited.
-fn shape(response: BatchResponse, headers: &HeaderMap) -> Response {
-    let wants_graphql_json = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(GRAPHQL_RESPONSE_JSON));
+fn shape(response: BatchResponse, media: Media) -> Response {
     let errors: Vec<&ServerError> = match &response {
         BatchResponse::Single(r) => r.errors.iter().collect(),
         BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.errors.iter()).collect(),
@@ -259,7 +384,9 @@ fn shape(response: BatchResponse, headers: &HeaderMap) -> Response {
             _ => None,
         })
         .max();
-    // A request error (nothing executed) is 400 under the GraphQL-over-HTTP media type.
+    // A request error (a document that does not parse or validate, variables that do not
+    // coerce: nothing executed) has no `data` entry (GraphQL spec, "Response Format") and
+    // is a 400 under the GraphQL-over-HTTP media type; under application/json it stays 200.
     let request_error = match &response {
         BatchResponse::Single(r) => {
             !r.errors.is_empty()
@@ -268,25 +395,41 @@ fn shape(response: BatchResponse, headers: &HeaderMap) -> Response {
         }
         BatchResponse::Batch(_) => false,
     };
-    let status = if wants_graphql_json && request_error {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+    let mut http_response = match (&response, request_error) {
+        (BatchResponse::Single(r), true) => {
+            let body = RequestErrors {
+                errors: &r.errors,
+                extensions: &r.extensions,
+            };
+            let mut http_response = axum::Json(body).into_response();
+            if media == Media::GraphqlResponseJson {
+                *http_response.status_mut() = StatusCode::BAD_REQUEST;
+            }
+            http_response
+        }
+        _ => GraphQLResponse::from(response).into_response(),
     };
-    let mut http_response = GraphQLResponse::from(response).into_response();
-    *http_response.status_mut() = status;
-    if !wants_graphql_json {
-        http_response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
+    let content_type = match media {
+        Media::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+        Media::Json => "application/json",
+    };
+    http_response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(secs) = retry_after {
         http_response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     http_response
+}
+
+/// The body of a request error: `errors` (and any extensions), no `data`.
+#[derive(serde::Serialize)]
+struct RequestErrors<'a> {
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
 /// A GraphQL-shaped error body for requests that never reached execution.

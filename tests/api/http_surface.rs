@@ -551,6 +551,16 @@ async fn a_browser_get_on_graphql_serves_the_graphiql_page_with_a_csp_that_lets_
         .unwrap_or_else(|| panic!("no script-src in {csp}"));
     assert!(script_src.contains("https://unpkg.com"), "{script_src}");
     assert!(!script_src.contains("'unsafe-eval'"), "{script_src}");
+    // Exactly what the page loads: each pinned asset by its full URL, no whole CDN host.
+    for url in r.text.split('"').filter(|s| s.starts_with("https://")) {
+        assert!(csp.contains(url), "{url} is not in the CSP {csp}");
+    }
+    assert!(
+        !csp.split([' ', ';'])
+            .any(|source| source == "https://unpkg.com"),
+        "the CSP admits the whole CDN: {csp}"
+    );
+    assert!(!csp.contains("'unsafe-inline'"), "{csp}");
     // Every inline script is allowed by its hash (or the policy could not let it run).
     let mut rest = r.text.as_str();
     let mut inline = 0;
@@ -939,6 +949,8 @@ async fn the_graphql_response_media_type_is_honoured(backend: Backend) {
         "application/graphql-response+json"
     );
     assert!(bad.body["errors"][0]["message"].is_string());
+    // Nothing executed, so no `data` entry at all (not even null).
+    assert!(bad.body.get("data").is_none(), "{}", bad.body);
     // …and 200 under application/json, as legacy clients expect.
     let legacy = app
         .post_json(
@@ -955,6 +967,7 @@ async fn the_graphql_response_media_type_is_honoured(backend: Backend) {
             .starts_with("application/json")
     );
     assert!(legacy.body["errors"][0]["message"].is_string());
+    assert!(legacy.body.get("data").is_none(), "{}", legacy.body);
 
     // A resolver error is not a request error: 200 either way.
     let guarded = app
@@ -962,6 +975,126 @@ async fn the_graphql_response_media_type_is_honoured(backend: Backend) {
         .await;
     assert_eq!(guarded.status, 200);
     assert_eq!(guarded.code(), Some("UNAUTHENTICATED"));
+}
+
+async fn a_post_without_a_query_is_a_bad_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // GraphQL over HTTP makes `query` required: its absence is a malformed request, not
+    // an empty document, whatever the client accepts.
+    for body in [
+        json!({"qeury": "{ __typename }"}),
+        json!({"variables": {}}),
+        json!({"query": null}),
+        json!([{"query": "{ __typename }"}, {"operationName": "A"}]),
+    ] {
+        for accept in ["application/json", "application/graphql-response+json"] {
+            let r = app
+                .post_json(body.clone(), None, &[("accept", accept)])
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{body} ({accept}): {}",
+                r.body
+            );
+            assert!(r.body["errors"][0]["message"].is_string(), "{}", r.body);
+        }
+    }
+}
+
+async fn the_response_media_type_is_negotiated_from_accept_and_406_when_none_fits(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let graphql_json = "application/graphql-response+json";
+    for (accept, expected) in [
+        // No preference or a wildcard: application/json, as legacy clients (curl) expect.
+        ("", "application/json"),
+        ("*/*", "application/json"),
+        ("application/*", "application/json"),
+        ("application/json", "application/json"),
+        (graphql_json, graphql_json),
+        // What graphql-request and Apollo Client send.
+        (
+            "application/graphql-response+json, application/json",
+            graphql_json,
+        ),
+        (
+            "application/graphql-response+json,application/json;q=0.9",
+            graphql_json,
+        ),
+        // q-values are honoured, and q=0 means "not this one".
+        (
+            "application/json, application/graphql-response+json;q=0.5",
+            "application/json",
+        ),
+        (
+            "application/graphql-response+json;q=0, */*",
+            "application/json",
+        ),
+        ("text/html, */*;q=0.1", "application/json"),
+    ] {
+        let headers: &[(&str, &str)] = if accept.is_empty() {
+            &[]
+        } else {
+            &[("accept", accept)]
+        };
+        let mut req = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(r#"{"query":"{ __typename }"}"#);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.expect("sent");
+        assert_eq!(r.status(), 200, "Accept: {accept}");
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            expected,
+            "Accept: {accept}"
+        );
+    }
+    // A client that accepts neither media type gets 406, over POST and GET, and nothing
+    // runs; the GraphiQL page (GET without a query) is unaffected.
+    for accept in [
+        "text/html",
+        "application/xml, text/plain;q=0.5",
+        "application/json;q=0",
+    ] {
+        let r = post_raw(
+            &app,
+            "application/json",
+            r#"{"query":"{ __typename }"}"#,
+            &[("accept", accept)],
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_ACCEPTABLE,
+            "POST, Accept: {accept}"
+        );
+        let r = get(
+            &app,
+            "/graphql?query=%7B__typename%7D",
+            &[("accept", accept)],
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_ACCEPTABLE,
+            "GET, Accept: {accept}"
+        );
+    }
+    let reg = json!({"query": "mutation { register(input: {email: \"406@example.com\", password: \"correct horse battery\"}) { accessToken } }"});
+    let r = app.post_json(reg, None, &[("accept", "text/html")]).await;
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
+    let later = app
+        .register("406@example.com", crate::helpers::PASSWORD, None)
+        .await;
+    later.expect_success();
+    let page = get(&app, "/graphql", &[("accept", "text/html")]).await;
+    assert_eq!(page.status, 200);
 }
 
 async fn an_unknown_path_is_404(backend: Backend) {
@@ -1010,5 +1143,7 @@ backend_tests!(
     graphiqls_standard_introspection_query_passes_the_default_limits,
     an_introspection_query_with_every_option_passes_the_default_limits,
     the_graphql_response_media_type_is_honoured,
+    a_post_without_a_query_is_a_bad_request,
+    the_response_media_type_is_negotiated_from_accept_and_406_when_none_fits,
     an_unknown_path_is_404,
 );
