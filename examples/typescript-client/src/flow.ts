@@ -1,0 +1,168 @@
+// The full session flow against a live auth-server, through two real front-end clients:
+// graphql-request (POST, and GET for the `me` query) and Apollo Client. Every operation
+// and result is typed by the code GraphQL Code Generator made from ../../schema.graphql.
+//
+//   AUTH_SERVER_URL=http://127.0.0.1:4000/graphql node dist/flow.js
+
+import assert from "node:assert/strict";
+
+import { ApolloClient, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@apollo/client";
+import { ClientError, GraphQLClient } from "graphql-request";
+
+import {
+  LoginDocument,
+  LogoutDocument,
+  MeDocument,
+  RefreshTokenDocument,
+  RegisterDocument,
+  type RegisterMutation,
+} from "./generated/graphql.js";
+
+const url = process.env.AUTH_SERVER_URL ?? "http://127.0.0.1:4000/graphql";
+const password = "correct horse battery";
+const run = `${process.pid}-${Date.now()}`;
+
+/** The HTTP method of every request the clients send, to prove which ones used GET. */
+const methods: string[] = [];
+const recordingFetch: typeof fetch = (input, init) => {
+  methods.push(init?.method ?? (input instanceof Request ? input.method : "GET"));
+  return fetch(input, init);
+};
+const lastMethod = () => methods[methods.length - 1];
+
+/** `Authorization: Bearer <token>`. */
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** The `extensions.code` of the first GraphQL error a client threw. */
+function errorCode(error: unknown): string | undefined {
+  if (error instanceof ClientError) {
+    return error.response.errors?.[0]?.extensions?.["code"] as string | undefined;
+  }
+  if (CombinedGraphQLErrors.is(error)) {
+    return error.errors[0]?.extensions?.["code"] as string | undefined;
+  }
+  throw error;
+}
+
+async function expectCode(code: string, promise: Promise<unknown>): Promise<void> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.equal(errorCode(error), code);
+    return;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+function checkPayload(payload: RegisterMutation["register"], email: string): void {
+  assert.equal(payload.tokenType, "Bearer");
+  assert.ok(payload.expiresIn > 0);
+  assert.ok(payload.refreshExpiresIn > payload.expiresIn);
+  assert.equal(payload.user.email, email);
+  assert.ok(!Number.isNaN(Date.parse(payload.user.createdAt)), "createdAt is RFC 3339");
+}
+
+async function withGraphqlRequest(): Promise<void> {
+  const post = new GraphQLClient(url, { fetch: recordingFetch });
+  const get = new GraphQLClient(url, { method: "GET", fetch: recordingFetch });
+  const email = `gql-request-${run}@example.com`;
+  const username = `gr_${process.pid}`;
+
+  const { register } = await post.request(RegisterDocument, {
+    input: { email: ` ${email.toUpperCase()} `, password, username },
+  });
+  checkPayload(register, email);
+  await expectCode(
+    "EMAIL_TAKEN",
+    post.request(RegisterDocument, { input: { email, password } }),
+  );
+
+  const { me } = await post.request(MeDocument, {}, bearer(register.accessToken));
+  assert.equal(lastMethod(), "POST");
+  assert.deepEqual(me, register.user);
+  // The same query over GET (GraphQL over HTTP: query, variables, operationName in the URL).
+  const viaGet = await get.request(MeDocument, {}, bearer(register.accessToken));
+  assert.equal(lastMethod(), "GET");
+  assert.deepEqual(viaGet.me, register.user);
+
+  const { refreshToken: rotated } = await post.request(RefreshTokenDocument, {
+    refreshToken: register.refreshToken,
+  });
+  assert.notEqual(rotated.refreshToken, register.refreshToken);
+  assert.equal(rotated.user.id, register.user.id);
+
+  const { login } = await post.request(LoginDocument, { input: { username, password } });
+  assert.equal(login.user.id, register.user.id);
+
+  const { logout } = await post.request(LogoutDocument, {}, bearer(rotated.accessToken));
+  assert.equal(logout, true);
+  await expectCode("UNAUTHENTICATED", post.request(MeDocument, {}, bearer(rotated.accessToken)));
+  await expectCode(
+    "INVALID_REFRESH_TOKEN",
+    post.request(RefreshTokenDocument, { refreshToken: rotated.refreshToken }),
+  );
+  // The session opened by login lives on until it is logged out with its refresh token.
+  assert.equal((await get.request(MeDocument, {}, bearer(login.accessToken))).me.id, login.user.id);
+  const { logout: out } = await post.request(LogoutDocument, {
+    refreshToken: login.refreshToken,
+    allSessions: true,
+  });
+  assert.equal(out, true);
+  await expectCode("UNAUTHENTICATED", get.request(MeDocument, {}, bearer(login.accessToken)));
+  console.log("graphql-request: register → me (POST, GET) → refresh → login → logout: ok");
+}
+
+async function withApollo(): Promise<void> {
+  const client = new ApolloClient({
+    link: new HttpLink({ uri: url, useGETForQueries: true, fetch: recordingFetch }),
+    cache: new InMemoryCache(),
+    defaultOptions: { query: { fetchPolicy: "no-cache" }, mutate: { fetchPolicy: "no-cache" } },
+  });
+  const email = `apollo-${run}@example.com`;
+
+  const registered = await client.mutate({
+    mutation: RegisterDocument,
+    variables: { input: { email, password } },
+  });
+  const register = registered.data?.register;
+  assert.ok(register, "register returned data");
+  checkPayload(register, email);
+
+  const me = await client.query({
+    query: MeDocument,
+    context: { headers: bearer(register.accessToken) },
+  });
+  assert.equal(lastMethod(), "GET");
+  assert.equal(me.data?.me.id, register.user.id);
+  assert.equal(me.data?.me.email, email);
+
+  const refreshed = await client.mutate({
+    mutation: RefreshTokenDocument,
+    variables: { refreshToken: register.refreshToken },
+  });
+  assert.equal(lastMethod(), "POST");
+  const rotated = refreshed.data?.refreshToken;
+  assert.ok(rotated, "refreshToken returned data");
+  // Presenting the spent token again inside the grace window gives the same successor.
+  const retried = await client.mutate({
+    mutation: RefreshTokenDocument,
+    variables: { refreshToken: register.refreshToken },
+  });
+  assert.equal(retried.data?.refreshToken.refreshToken, rotated.refreshToken);
+
+  const out = await client.mutate({
+    mutation: LogoutDocument,
+    variables: { allSessions: true },
+    context: { headers: bearer(rotated.accessToken) },
+  });
+  assert.equal(out.data?.logout, true);
+  await expectCode(
+    "UNAUTHENTICATED",
+    client.query({ query: MeDocument, context: { headers: bearer(rotated.accessToken) } }),
+  );
+  console.log("Apollo Client: register → me (GET) → refresh (and retry) → logout: ok");
+}
+
+await withGraphqlRequest();
+await withApollo();
+console.log("typescript-client flow: all ok");
