@@ -108,7 +108,7 @@ async fn the_generated_rust_client_runs_register_me_refresh_and_logout(backend: 
     assert_eq!(registered.user.email, "typed@example.com");
     assert_eq!(registered.user.username.as_deref(), Some("typed_client"));
 
-    let me = data(
+    let me: me::MeMe = data(
         post::<_, me::ResponseData>(
             &app,
             &Me::build_query(me::Variables),
