@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""The benchmark behind `bench/run` (standard library only).
+
+Builds the release server and the bench helpers, runs the server on fresh databases,
+seeds them, drives it with wrk over loopback, and rewrites BENCHMARKS.md and
+bench/latency.svg from the measurements. Every figure is a ratio of two measurements
+taken in the same run; the report gives the median of the runs with min and max.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+RELEASE = os.path.join(ROOT, "target", "release")
+SERVER = os.path.join(RELEASE, "auth-server")
+TOOL = os.path.join(RELEASE, "examples", "bench_tool")
+BASELINE = os.path.join(RELEASE, "examples", "bench_baseline")
+LUA = os.path.join(BENCH, "load.lua")
+CORES = os.cpu_count() or 1
+
+PROFILES = {
+    "full": dict(
+        runs=3, secs=8, light_secs=8, login_secs=12, sweep=[1, 4, 16, 64, 256], sweep_secs=4,
+        soak_secs=60, large_users=1_000_000, small_users=1_000, bcrypt_rounds=5, startups=5,
+    ),
+    "smoke": dict(
+        runs=1, secs=2, light_secs=2, login_secs=3, sweep=[1, 16, 256], sweep_secs=1,
+        soak_secs=4, large_users=20_000, small_users=1_000, bcrypt_rounds=2, startups=1,
+    ),
+}
+HOT = 1_000            # sessions whose tokens the load uses (all of the small database)
+LOGIN_ACCOUNTS = 64    # accounts the login load cycles through
+THROUGHPUT_CONNS = 32  # connections of the flat-out me / refresh / baseline loads
+LIGHT_CONNS, LIGHT_DELAY_MS = 4, 10   # the fixed, light `me` load of figure 2
+P50_CONNS = 8          # connections of the small-vs-large database comparison
+CHUNK = 80             # refresh tokens per refresh load (each is spent once)
+WRK_THREADS = 1
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(cmd, timeout, **kw):
+    return subprocess.run(cmd, check=True, timeout=timeout, text=True, capture_output=True, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path, timeout=1.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def wait_healthy(port, proc, limit=60.0):
+    """Seconds until GET /health answers 200; polls every 2 ms, gives up after `limit`."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see its log")
+        try:
+            if http_get(port, "/health", timeout=0.5) == 200:
+                return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.002)
+    raise RuntimeError("server not healthy within the limit")
+
+
+def rss_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Server:
+    """One auth-server process on its own port and database."""
+
+    def __init__(self, out, name, database_url, spawn_time=None):
+        self.out, self.name = out, name
+        self.port = free_port()
+        self.dir = os.path.join(out, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.env = dict(os.environ)
+        self.env.update({
+            "DATABASE_URL": database_url,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "JWT_ACCESS_SECRET": secrets.token_hex(32),
+            "JWT_REFRESH_SECRET": secrets.token_hex(32),
+            "BCRYPT_COST": "12",
+            "RATE_LIMIT_LOGIN_PER_IP": "0",
+            "RATE_LIMIT_LOGIN_PER_ACCOUNT": "0",
+            "RATE_LIMIT_REGISTER_PER_IP": "0",
+        })
+        for var in ("RUST_LOG", "PASSWORD_HASH_WORKERS", "DATABASE_MAX_CONNECTIONS"):
+            self.env.pop(var, None)
+        self.logfile = open(os.path.join(self.dir, "server.log"), "w")
+        self.proc = subprocess.Popen([SERVER, "serve"], env=self.env, cwd=self.dir,
+                                     stdout=self.logfile, stderr=subprocess.STDOUT)
+        self.startup = wait_healthy(self.port, self.proc)
+        self.url = f"http://127.0.0.1:{self.port}/graphql"
+
+    def tool(self, *args, timeout=900):
+        return sh([TOOL, *map(str, args)], timeout, env=self.env, cwd=self.dir)
+
+    def seed(self, hash_, hot, login, filler, tag):
+        d = os.path.join(self.dir, tag)
+        os.makedirs(d, exist_ok=True)
+        if login and os.path.exists(os.path.join(self.dir, "login.txt")):
+            shutil.copy(os.path.join(self.dir, "login.txt"), d)
+        r = self.tool("seed", d, hash_, hot, login, filler)
+        log(f"{self.name}: {r.stderr.strip()}")
+        if login and not os.path.exists(os.path.join(self.dir, "login.txt")):
+            shutil.copy(os.path.join(d, "login.txt"), self.dir)
+        return Tokens(d)
+
+    def rss(self, field="VmRSS"):
+        return rss_kb(self.proc.pid, field) / 1024.0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.logfile.close()
+
+
+class Tokens:
+    """Seeded token files; refresh tokens are handed out in disjoint chunks (single use)."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.access = os.path.join(d, "access.txt")
+        self.login = os.path.join(d, "login.txt")
+        with open(os.path.join(d, "refresh.txt")) as f:
+            self.refresh = [line.strip() for line in f if line.strip()]
+        self.next_chunk = 0
+
+    def refresh_chunk(self, n=CHUNK):
+        chunk = self.refresh[self.next_chunk:self.next_chunk + n]
+        if len(chunk) < n:
+            raise RuntimeError("out of seeded refresh tokens")
+        path = os.path.join(self.dir, f"refresh-{self.next_chunk}.txt")
+        with open(path, "w") as f:
+            f.write("\n".join(chunk) + "\n")
+        self.next_chunk += n
+        return path
+
+
+def wrk(url, mode, file, conns, secs, delay_ms=0):
+    """Runs wrk for `secs` seconds; returns its BENCH summary (latencies in ms)."""
+    threads = min(WRK_THREADS, conns)
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--timeout", "10s", "-s", LUA,
+           url, "--", mode, file, str(delay_ms), str(threads)]
+    r = sh(cmd, timeout=secs + 60)
+    line = next((l for l in r.stdout.splitlines() if l.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{r.stdout}\n{r.stderr}")
+    s = json.loads(line[6:])
+    for k in ("p50", "p90", "p99", "p999", "max", "mean"):
+        s[k] = s[k] / 1000.0
+    s["rps"] = s["ok"] / s["secs"] if s["secs"] else 0.0
+    s["conns"] = conns
+    return s
+
+
+def check(s, what, allow_errors=False):
+    if s["ok"] == 0 or (s["errors"] and not allow_errors):
+        raise RuntimeError(f"{what}: {s['ok']} ok, {s['errors']} errors, "
+                           f"{s['socket_errors']} socket errors")
+    return s
+
+
+def run_once(i, cfg, out, large, large_tokens_for_run, hash_, verify):
+    """One run: every figure on a fresh small database, plus the large-database pair."""
+    log(f"run {i}: starting the server on a fresh SQLite database")
+    small = Server(out, f"run{i}-small", f"sqlite://{out}/run{i}-small/auth.db?mode=rwc")
+    r = {"startup_s": small.startup}
+    try:
+        tk = small.seed(hash_, HOT, LOGIN_ACCOUNTS, 0, "seed")
+        secs = cfg["secs"]
+        # Warm-up: connections, statement caches, page cache.
+        wrk(small.url, "me", tk.access, THROUGHPUT_CONNS, 1)
+
+        # (3) me vs a bare axum JSON endpoint, same script, same load.
+        bport = free_port()
+        with open(os.path.join(small.dir, "baseline.log"), "w") as blog:
+            base = subprocess.Popen([BASELINE, str(bport)], stdout=blog, stderr=subprocess.STDOUT)
+            try:
+                wait_healthy(bport, base)
+                burl = f"http://127.0.0.1:{bport}/graphql"
+                wrk(burl, "me", tk.access, THROUGHPUT_CONNS, 1)
+                r["baseline"] = check(wrk(burl, "me", tk.access, THROUGHPUT_CONNS, secs), "baseline")
+            finally:
+                base.terminate()
+                base.wait(timeout=10)
+        r["me"] = check(wrk(small.url, "me", tk.access, THROUGHPUT_CONNS, secs), "me")
+        r["me_vs_baseline"] = r["me"]["rps"] / r["baseline"]["rps"]
+
+        # (4) refreshToken, flat out.
+        r["refresh"] = check(wrk(small.url, "refresh", tk.refresh_chunk(), THROUGHPUT_CONNS, secs),
+                             "refresh")
+        r["refresh_vs_me"] = r["refresh"]["rps"] / r["me"]["rps"]
+
+        # (1) login throughput against what the cores can do at this bcrypt cost.
+        login_conns = 4 * CORES
+        r["login"] = check(wrk(small.url, "login", tk.login, login_conns, cfg["login_secs"]),
+                           "login")
+        r["verify_s"] = verify()
+        r["login_ideal_rps"] = CORES / r["verify_s"]
+        r["login_ratio"] = r["login"]["rps"] / r["login_ideal_rps"]
+
+        # (2) me p99 under a light fixed load, alone and during a login flood.
+        light = cfg["light_secs"]
+        r["me_light"] = check(wrk(small.url, "me", tk.access, LIGHT_CONNS, light, LIGHT_DELAY_MS),
+                              "me light")
+        flood_out = {}
+        flood = threading.Thread(target=lambda: flood_out.update(
+            s=wrk(small.url, "login", tk.login, login_conns, light + 4)))
+        flood.start()
+        time.sleep(2)
+        r["me_flood"] = check(wrk(small.url, "me", tk.access, LIGHT_CONNS, light, LIGHT_DELAY_MS),
+                              "me during flood")
+        flood.join(timeout=light + 90)
+        r["flood"] = flood_out.get("s")
+        r["flood_ratio"] = r["me_flood"]["p99"] / r["me_light"]["p99"]
+
+        # Latency against concurrency (the plot), and (6) peak RSS with 256 connections.
+        r["sweep"] = {}
+        for c in cfg["sweep"]:
+            r["sweep"][c] = check(wrk(small.url, "me", tk.access, c, cfg["sweep_secs"]),
+                                  f"me sweep c={c}")
+        r["rss_peak_mb"] = small.rss("VmHWM")
+
+        # (5) p50 of me and refreshToken: 1,000 users vs the large database, back to back.
+        ltk = large_tokens_for_run
+        for name, srv, tokens in (("small", small, tk), ("large", large, ltk)):
+            wrk(srv.url, "me", tokens.access, P50_CONNS, 1)
+            r[f"p50_me_{name}"] = check(wrk(srv.url, "me", tokens.access, P50_CONNS, secs),
+                                        f"me {name}")["p50"]
+            r[f"p50_refresh_{name}"] = check(
+                wrk(srv.url, "refresh", tokens.refresh_chunk(), P50_CONNS, secs),
+                f"refresh {name}")["p50"]
+        r["p50_me_ratio"] = r["p50_me_large"] / r["p50_me_small"]
+        r["p50_refresh_ratio"] = r["p50_refresh_large"] / r["p50_refresh_small"]
+        r["_server"] = small
+        r["_tokens"] = tk
+        return r
+    except BaseException:
+        small.stop()
+        raise
+
+
+def soak(server, tokens, secs):
+    """me (32 connections) and refreshToken (4) flat out for `secs`; RSS every second."""
+    samples = []
+    done = threading.Event()
+
+    def sample():
+        start = time.monotonic()
+        while not done.is_set() and time.monotonic() - start < secs + 30:
+            samples.append((time.monotonic() - start, server.rss()))
+            done.wait(1.0)
+
+    refresh_file = tokens.refresh_chunk(CHUNK)
+    results = {}
+    t_sample = threading.Thread(target=sample)
+    t_refresh = threading.Thread(target=lambda: results.update(
+        refresh=wrk(server.url, "refresh", refresh_file, 4, secs)))
+    t_sample.start()
+    t_refresh.start()
+    results["me"] = wrk(server.url, "me", tokens.access, THROUGHPUT_CONNS, secs)
+    t_refresh.join(timeout=secs + 90)
+    done.set()
+    t_sample.join(timeout=5)
+    return {"samples": samples, **results}
+
+
+def startup_times(out, n):
+    """Start-up to a healthy /health on empty SQLite databases (migrations included)."""
+    times = []
+    for k in range(n):
+        s = Server(out, f"startup{k}", f"sqlite://{out}/startup{k}/auth.db?mode=rwc")
+        times.append(s.startup)
+        s.stop()
+    return times
+
+
+def other_backend(out, kind, admin_url, cfg, hash_):
+    """me / refreshToken throughput and p50 on MySQL or PostgreSQL (own database)."""
+    name = f"bench_{secrets.token_hex(4)}"
+    base, _, _ = admin_url.rpartition("/")
+    url = f"{base}/{name}"
+    tool_env = dict(os.environ, DATABASE_URL=admin_url)
+    sh([TOOL, "createdb", name], 120, env=tool_env)
+    try:
+        srv = Server(out, kind, url)
+        try:
+            tk = srv.seed(hash_, HOT, 0, 0, "seed")
+            wrk(srv.url, "me", tk.access, THROUGHPUT_CONNS, 1)
+            me = check(wrk(srv.url, "me", tk.access, THROUGHPUT_CONNS, cfg["secs"]), f"{kind} me")
+            rf = check(wrk(srv.url, "refresh", tk.refresh_chunk(), THROUGHPUT_CONNS, cfg["secs"]),
+                       f"{kind} refresh")
+            return {"startup_s": srv.startup, "me": me, "refresh": rf,
+                    "refresh_vs_me": rf["rps"] / me["rps"]}
+        finally:
+            srv.stop()
+    finally:
+        sh([TOOL, "dropdb", name], 120, env=tool_env)
+
+
+def stats(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values), min(values), max(values)
+
+
+def build():
+    log("building the release server and bench helpers (cargo build --release)")
+    t = time.monotonic()
+    subprocess.run(["cargo", "build", "--release", "--features", "bench", "--bin", "auth-server",
+                    "--example", "bench_tool", "--example", "bench_baseline"],
+                   cwd=ROOT, check=True, timeout=3600)
+    log(f"build took {time.monotonic() - t:.0f} s")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="a short run that checks it all works")
+    ap.add_argument("--runs", type=int, help="override the number of runs")
+    ap.add_argument("--no-build", action="store_true", help="use the existing release build")
+    ap.add_argument("--report", help="where to write the report (default: BENCHMARKS.md; "
+                    "with --smoke, the run's directory under bench/out/)")
+    ap.add_argument("--plot", help="where to write the plot (default: bench/latency.svg, "
+                    "or the run's directory with --smoke)")
+    args = ap.parse_args()
+    profile = "smoke" if args.smoke else "full"
+    cfg = dict(PROFILES[profile])
+    if args.runs:
+        cfg["runs"] = args.runs
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (bench/run installs it)")
+    started = time.monotonic()
+    if not args.no_build:
+        build()
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = os.path.join(BENCH, "out", f"{stamp}-{profile}")
+    os.makedirs(out, exist_ok=True)
+    log(f"working directory {out}")
+    report_path = args.report or (os.path.join(out, "BENCHMARKS.md") if args.smoke
+                                  else os.path.join(ROOT, "BENCHMARKS.md"))
+    plot_path = args.plot or (os.path.join(out, "latency.svg") if args.smoke
+                              else os.path.join(BENCH, "latency.svg"))
+    load_before = os.getloadavg()[0]
+
+    # bcrypt at the default cost, timed single-threaded by the same code the server runs.
+    def verify():
+        r = sh([TOOL, "bcrypt", "12", str(cfg["bcrypt_rounds"])], 300)
+        return statistics.median(json.loads(r.stdout)["verify_secs"])
+    first = json.loads(sh([TOOL, "bcrypt", "12", "1"], 300).stdout)
+    hash_ = first["hash"]
+
+    log("start-up times on empty databases")
+    startups = startup_times(out, cfg["startups"])
+
+    log(f"large database: {cfg['large_users']:,} users and sessions")
+    large = Server(out, "large", f"sqlite://{out}/large/auth.db?mode=rwc")
+    startups.append(large.startup)
+    runs, last = [], None
+    try:
+        filler = cfg["large_users"] - (cfg["runs"] + 1) * HOT - LOGIN_ACCOUNTS
+        t = time.monotonic()
+        large.seed(hash_, HOT, LOGIN_ACCOUNTS, filler, "seed0")
+        seed_secs = time.monotonic() - t
+        plans = large.tool("plans").stdout
+        large_tokens = [large.seed(hash_, HOT, 0, 0, f"seed{i + 1}") for i in range(cfg["runs"])]
+        counts = large.tool("counts").stdout.strip()
+        for i in range(cfg["runs"]):
+            if last is not None:
+                last["_server"].stop()
+            last = run_once(i + 1, cfg, out, large, large_tokens[i], hash_, verify)
+            runs.append(last)
+            log(f"run {i + 1}: me {last['me']['rps']:.0f}/s, baseline {last['baseline']['rps']:.0f}/s, "
+                f"refresh {last['refresh']['rps']:.0f}/s, login ratio {last['login_ratio']:.2f}, "
+                f"flood ratio {last['flood_ratio']:.2f}, p50 ratios {last['p50_me_ratio']:.2f}/"
+                f"{last['p50_refresh_ratio']:.2f}, peak RSS {last['rss_peak_mb']:.1f} MB")
+        log(f"soak: {cfg['soak_secs']} s")
+        soaked = soak(last["_server"], last["_tokens"], cfg["soak_secs"])
+    finally:
+        if last is not None:
+            last["_server"].stop()
+        large.stop()
+
+    backends = {}
+    for kind, var in (("MySQL/MariaDB", "BENCH_MYSQL_URL"), ("PostgreSQL", "BENCH_POSTGRES_URL")):
+        if os.environ.get(var):
+            log(f"{kind}: {os.environ[var].split('@')[-1]}")
+            backends[kind] = other_backend(out, kind, os.environ[var], cfg, hash_)
+
+    elapsed = time.monotonic() - started
+    import report  # bench/report.py
+    report.write(report_path, plot_path, profile=profile, cfg=cfg, runs=runs, startups=startups,
+                 soak=soaked, plans=plans, counts=counts, seed_secs=seed_secs, backends=backends,
+                 elapsed=elapsed, cores=CORES, stats=stats,
+                 load_before=load_before, load_after=os.getloadavg()[0])
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"cfg": cfg, "runs": [{k: v for k, v in r.items() if not k.startswith("_")}
+                                        for r in runs],
+                   "startups": startups, "soak": soaked, "backends": backends}, f, indent=1,
+                  default=str)
+    log(f"done in {elapsed / 60:.1f} min: {report_path}, {plot_path}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, BENCH)
+    main()

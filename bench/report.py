@@ -1,0 +1,275 @@
+"""Writes BENCHMARKS.md and the latency plot (SVG, standard library only) for bench.py."""
+
+import datetime
+import os
+import platform
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def _cpu():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _rustc():
+    try:
+        return subprocess.run(["rustc", "--version"], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def svg(path, sweep, title):
+    """Latency percentiles (log scale) against connections (log scale)."""
+    w, h, ml, mr, mt, mb = 720, 420, 70, 150, 40, 60
+    conns = sorted(sweep)
+    series = [("p50", "#1f77b4"), ("p90", "#ff7f0e"), ("p99", "#d62728")]
+    import math
+    ys = [sweep[c][k] for c in conns for k, _ in series if sweep[c][k] > 0]
+    lo = 10 ** math.floor(math.log10(min(ys)))
+    hi = 10 ** math.ceil(math.log10(max(ys)))
+    if hi <= lo:
+        hi = lo * 10
+    xl, xh = math.log2(conns[0]), math.log2(conns[-1]) if len(conns) > 1 else 1
+
+    def x(c):
+        return ml + (math.log2(c) - xl) / max(xh - xl, 1e-9) * (w - ml - mr)
+
+    def y(v):
+        return mt + (1 - (math.log10(max(v, lo)) - math.log10(lo)) /
+                     (math.log10(hi) - math.log10(lo))) * (h - mt - mb)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2}" y="22" text-anchor="middle" font-size="14">{title}</text>']
+    decade = lo
+    while decade <= hi * 1.0001:
+        for m in (1, 2, 5):
+            v = decade * m
+            if lo <= v <= hi:
+                out.append(f'<line x1="{ml}" x2="{w - mr}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                           f'stroke="#ddd"/>')
+                out.append(f'<text x="{ml - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
+                           f'{v:g}</text>')
+        decade *= 10
+    for c in conns:
+        out.append(f'<line x1="{x(c):.1f}" x2="{x(c):.1f}" y1="{mt}" y2="{h - mb}" stroke="#eee"/>')
+        out.append(f'<text x="{x(c):.1f}" y="{h - mb + 16}" text-anchor="middle">{c}</text>')
+        out.append(f'<text x="{x(c):.1f}" y="{h - mb + 30}" text-anchor="middle" fill="#666" '
+                   f'font-size="10">{sweep[c]["rps"]:.0f}/s</text>')
+    out.append(f'<text x="{(ml + w - mr) / 2}" y="{h - 12}" text-anchor="middle">'
+               f'concurrent connections (requests/s below)</text>')
+    out.append(f'<text x="16" y="{(mt + h - mb) / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 16 {(mt + h - mb) / 2})">latency (ms, log scale)</text>')
+    out.append(f'<rect x="{ml}" y="{mt}" width="{w - ml - mr}" height="{h - mt - mb}" '
+               f'fill="none" stroke="#333"/>')
+    for i, (k, color) in enumerate(series):
+        pts = " ".join(f"{x(c):.1f},{y(sweep[c][k]):.1f}" for c in conns)
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for c in conns:
+            out.append(f'<circle cx="{x(c):.1f}" cy="{y(sweep[c][k]):.1f}" r="3" fill="{color}"/>')
+        ly = mt + 20 + i * 20
+        out.append(f'<line x1="{w - mr + 15}" x2="{w - mr + 40}" y1="{ly}" y2="{ly}" '
+                   f'stroke="{color}" stroke-width="2"/>')
+        out.append(f'<text x="{w - mr + 46}" y="{ly + 4}">{k}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, seed_secs,
+          backends, elapsed, cores, stats, load_before=None, load_after=None):
+    def fig(key_fn):
+        return stats([key_fn(r) for r in runs])
+
+    def fmt(t, digits=2, unit=""):
+        med, lo, hi = t
+        return f"**{med:.{digits}f}{unit}** ({lo:.{digits}f}–{hi:.{digits}f})"
+
+    rows = []
+
+    def row(num, what, t, goal, met, digits=2, unit=""):
+        mark = "—" if met is None else ("met" if met else "**not met**")
+        rows.append(f"| {num} | {what} | {fmt(t, digits, unit)} | {goal} | {mark} |")
+
+    login = fig(lambda r: r["login_ratio"])
+    row(1, "login/s at bcrypt cost 12 ÷ (cores ÷ one verify)", login, "≥ 0.9", login[0] >= 0.9)
+    flood = fig(lambda r: r["flood_ratio"])
+    row(2, "`me` p99 during a login flood ÷ without", flood, "≤ 2", flood[0] <= 2)
+    base = fig(lambda r: r["me_vs_baseline"])
+    row(3, "`me` req/s ÷ bare axum JSON req/s", base, "≥ 0.4", base[0] >= 0.4)
+    rvm = fig(lambda r: r["refresh_vs_me"])
+    row(4, "`refreshToken` req/s ÷ `me` req/s", rvm, "(reported)", None)
+    p50me = fig(lambda r: r["p50_me_ratio"])
+    large_label = f"{cfg['large_users']:,}"
+    row(5, f"`me` p50, {large_label} users ÷ 1,000 users", p50me, "≤ 1.3", p50me[0] <= 1.3)
+    p50rf = fig(lambda r: r["p50_refresh_ratio"])
+    row(5, f"`refreshToken` p50, {large_label} ÷ 1,000", p50rf, "≤ 1.3", p50rf[0] <= 1.3)
+    rss = fig(lambda r: r["rss_peak_mb"])
+    row(6, "peak RSS, up to 256 connections", rss, "≤ 64 MB", rss[0] <= 64, 1, " MB")
+    samples = soak["samples"]
+    early = next((v for t, v in samples if t >= min(10, cfg["soak_secs"] / 2)), samples[0][1])
+    final = samples[-1][1]
+    growth = final - early
+    rows.append(f"| 6 | RSS growth during the {cfg['soak_secs']} s soak (from "
+                f"{early:.1f} MB at {min(10, cfg['soak_secs'] // 2)} s to {final:.1f} MB) | "
+                f"**{growth:+.1f} MB** | no growth (< 5 %) | "
+                f"{'met' if growth < 0.05 * early else '**not met**'} |")
+    st = stats(startups)
+    rows.append(f"| 7 | start-up to a healthy `/health`, empty SQLite, migrations included | "
+                f"**{st[0] * 1000:.0f} ms** ({st[1] * 1000:.0f}–{st[2] * 1000:.0f}, "
+                f"{len(startups)} starts) | (reported) | — |")
+
+    def absolute(label, fn, digits=0, unit=""):
+        return f"| {label} | {fmt(fig(fn), digits, unit)} |"
+
+    abs_rows = [
+        absolute("bare axum JSON endpoint, req/s (32 connections)", lambda r: r["baseline"]["rps"]),
+        absolute("`me`, req/s (32 connections)", lambda r: r["me"]["rps"]),
+        absolute("`me` p50 / p99 at 32 connections, ms", lambda r: r["me"]["p50"], 2),
+        absolute("`refreshToken`, req/s (32 connections)", lambda r: r["refresh"]["rps"]),
+        absolute("`refreshToken` p50 at 32 connections, ms", lambda r: r["refresh"]["p50"], 2),
+        absolute(f"login, successful logins/s ({4 * cores} connections)",
+                 lambda r: r["login"]["rps"], 2),
+        absolute("one bcrypt verify at cost 12, ms (single thread)",
+                 lambda r: r["verify_s"] * 1000, 1),
+        absolute("ideal logins/s = cores ÷ verify time", lambda r: r["login_ideal_rps"], 2),
+        absolute(f"`me` p99 at a light load ({4} connections, 10 ms pauses), ms",
+                 lambda r: r["me_light"]["p99"], 2),
+        absolute("the same during the login flood, ms", lambda r: r["me_flood"]["p99"], 2),
+        absolute("logins/s during that flood",
+                 lambda r: (r["flood"] or {"rps": 0})["rps"], 2),
+        absolute("`me` p50 at 8 connections, 1,000 users, ms", lambda r: r["p50_me_small"], 3),
+        absolute(f"`me` p50 at 8 connections, {large_label} users, ms",
+                 lambda r: r["p50_me_large"], 3),
+        absolute("`refreshToken` p50 at 8 connections, 1,000 users, ms",
+                 lambda r: r["p50_refresh_small"], 3),
+        absolute(f"`refreshToken` p50 at 8 connections, {large_label} users, ms",
+                 lambda r: r["p50_refresh_large"], 3),
+    ]
+    abs_rows[2] = (f"| `me` p50 / p99 at 32 connections, ms | {fmt(fig(lambda r: r['me']['p50']))}"
+                   f" / {fmt(fig(lambda r: r['me']['p99']))} |")
+
+    sweep = {}
+    for c in cfg["sweep"]:
+        sweep[c] = {k: stats([r["sweep"][c][k] for r in runs])[0]
+                    for k in ("p50", "p90", "p99", "rps")}
+    plot_name = os.path.relpath(plot, os.path.dirname(os.path.abspath(report)))
+    svg(plot, sweep, "me: latency percentiles against concurrency (median of runs)")
+    sweep_rows = [f"| {c} | {sweep[c]['rps']:.0f} | {sweep[c]['p50']:.2f} | "
+                  f"{sweep[c]['p90']:.2f} | {sweep[c]['p99']:.2f} |" for c in cfg["sweep"]]
+
+    backend_md = ""
+    if backends:
+        lines = ["| database | start-up | `me` req/s | `me` p50 | `refreshToken` req/s | "
+                 "refresh ÷ me |", "| --- | --- | --- | --- | --- | --- |"]
+        for kind, b in backends.items():
+            lines.append(f"| {kind} | {b['startup_s'] * 1000:.0f} ms | {b['me']['rps']:.0f} | "
+                         f"{b['me']['p50']:.2f} ms | {b['refresh']['rps']:.0f} | "
+                         f"{b['refresh_vs_me']:.2f} |")
+        backend_md = ("\n## MySQL/MariaDB and PostgreSQL\n\nOne run each, same loads as above "
+                      "(32 connections), on a database created for the run and dropped "
+                      "after it.\n\n" + "\n".join(lines) + "\n")
+
+    findings_path = os.path.join(ROOT, "bench", "FINDINGS.md")
+    findings = open(findings_path).read().strip() if os.path.exists(findings_path) else ""
+    note = os.environ.get("BENCH_NOTE", "").strip()
+    busy = ""
+    if load_before is not None and load_before > 0.5 * cores:
+        busy = (f"\n> **Noisy machine:** the 1-minute load average was {load_before:.1f} on "
+                f"{cores} cores when the run began (other work was running). The ratios "
+                f"compare measurements taken side by side, but read absolute numbers with "
+                f"care.\n")
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--", "src",
+                                                    "migration", "Cargo.toml") else ""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    smoke = ("\n> **Smoke run** (`bench/run --smoke`): a few seconds per figure and a small "
+             "\"large\" database; it checks that the benchmark works, the figures mean "
+             "little.\n" if profile == "smoke" else "")
+
+    md = f"""# Benchmarks
+
+Generated by `bench/run` on {now} from commit `{commit}`{dirty}; it rewrites this file and
+[`{plot_name}`]({plot_name}) on every run. {len(runs)} run(s); each figure is the
+**median** with (min–max) over the runs, and each is a ratio of two measurements taken
+back to back in the same run, so that a shared, noisy machine moves both sides alike.
+{smoke}{busy}{('> ' + note + chr(10)) if note else ''}
+Machine: {_cpu()}, {cores} cores, Linux {platform.release()}; {_rustc()}; load generator
+`wrk` (1 thread) over loopback, on the same cores as the server. Server: the release build,
+SQLite (WAL, `synchronous=FULL`), default settings except rate limits off
+(`RATE_LIMIT_*=0`) so the login figures measure bcrypt; `PASSWORD_HASH_WORKERS` is the
+core count (its default), `BCRYPT_COST=12` (the default). Total time {elapsed / 60:.1f} min.
+
+## The figures
+
+| # | figure | median (min–max) | goal | |
+| --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+
+## The measurements behind them
+
+| measurement | median (min–max) |
+| --- | --- |
+{chr(10).join(abs_rows)}
+
+## `me` latency against concurrency
+
+![me latency percentiles against concurrency]({plot_name})
+
+| connections | req/s | p50 ms | p90 ms | p99 ms |
+| --- | --- | --- | --- | --- |
+{chr(10).join(sweep_rows)}
+{backend_md}
+## How each figure is measured
+
+1. **Login throughput.** `wrk` sends `login` mutations for {4 * cores} connections
+   ({cfg['login_secs']} s), cycling through 64 accounts whose hashes have cost 12. The
+   ideal is cores ÷ the time of one `bcrypt::verify` at cost 12, timed single-threaded
+   by the bench helper in the same run. Only successful logins count.
+2. **`me` under a login flood.** A light, fixed `me` load (4 connections, each pausing
+   10 ms between requests, {cfg['light_secs']} s) is measured alone, then again while the
+   login load of (1) keeps every hashing worker busy. The figure is the ratio of the p99s.
+3. **`me` against bare axum.** The same `wrk` script and token file (32 connections,
+   {cfg['secs']} s) against `me` and against `bench/src/baseline.rs`: axum with one route
+   that parses a JSON body and returns a JSON body shaped like the `me` response, with no
+   middleware, GraphQL or database.
+4. **`refreshToken`.** 32 connections, each spending the refresh token the previous
+   response returned (a rotation chain, as a client does), so every request rotates.
+5. **Scale.** The small database holds {1000 + 64:,} accounts; the large one
+   ({counts}) was filled by bulk SQL in {seed_secs:.0f} s. The same `me` and
+   `refreshToken` loads (8 connections, {cfg['secs']} s) run against both servers back to
+   back; the figure is the ratio of the p50s. The query plans are below.
+6. **Memory.** Peak RSS (`VmHWM`) of the server after every load above, the last at 256
+   connections. The soak runs `me` (32 connections) and `refreshToken` (4) flat out for
+   {cfg['soak_secs']} s, sampling `VmRSS` each second.
+7. **Start-up.** From spawning `auth-server serve` on a new, empty SQLite file to the
+   first `200` from `/health` (polled every 2 ms), migrations included.
+
+## Query plans of the hot queries (SQLite, large database)
+
+```
+{plans.strip()}
+```
+
+{findings}
+"""
+    with open(report, "w") as f:
+        f.write(md)
