@@ -33,7 +33,9 @@ impl Email {
                 .split('.')
                 .all(|label| !label.is_empty() && label.len() <= 63)
             && !domain.starts_with('-')
-            && email.chars().all(|c| !c.is_whitespace() && !c.is_control())
+            && email
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !is_invisible(c))
             && domain
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
@@ -46,6 +48,32 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Invisible formatting, joining and direction marks (soft hyphen, zero-width characters,
+/// bidi overrides, variation selectors, BOM, tags...): they make one address display as
+/// another, so no address may hold them.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{34f}'
+            | '\u{61c}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffb}'
+            | '\u{e0000}'..='\u{e0fff}'
+    )
 }
 
 impl AsRef<str> for Email {
@@ -96,6 +124,23 @@ mod tests {
         assert!(Email::parse(&raw).is_err());
         let local_too_long = format!("{}@example.com", "a".repeat(65));
         assert!(Email::parse(&local_too_long).is_err());
+    }
+
+    #[test]
+    fn invisible_and_direction_marks_are_refused() {
+        for c in [
+            '\u{ad}', '\u{200b}', '\u{200d}', '\u{202e}', '\u{2066}', '\u{feff}',
+        ] {
+            assert!(
+                Email::parse(&format!("ad{c}a@example.com")).is_err(),
+                "{c:?}"
+            );
+            assert!(
+                Email::parse(&format!("ada@exa{c}mple.com")).is_err(),
+                "{c:?}"
+            );
+        }
+        assert!(Email::parse("josé@exämple.com").is_ok());
     }
 
     #[test]

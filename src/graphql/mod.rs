@@ -1,7 +1,9 @@
 //! The GraphQL schema: built once, shared by every request.
 
 mod context;
+mod expansion;
 mod guard;
+mod input_errors;
 mod mutation;
 mod query;
 mod types;
@@ -25,6 +27,10 @@ pub fn build_schema(auth: Arc<AuthService>, limits: &GraphqlSettings) -> AppSche
         .data(auth)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
+        .extension(expansion::FragmentExpansionLimit::for_complexity(
+            limits.max_complexity,
+        ))
+        .extension(input_errors::InputErrorCodes)
         .finish()
 }
 
