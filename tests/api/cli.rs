@@ -11,10 +11,11 @@ use tempfile::TempDir;
 use crate::helpers::free_addr;
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "m20261122_000001_create_users",
     "m20261122_000002_create_sessions",
     "m20261122_000003_create_refresh_tokens",
+    "m20261122_000004_binary_collation_for_lookup_keys",
 ];
 const GOOD_ACCESS: &str = "production-access-secret-0123456789abcdef";
 const GOOD_REFRESH: &str = "production-refresh-secret-0123456789abcdef";
@@ -194,14 +195,14 @@ fn help_lists_the_serve_migrate_and_schema_commands() {
 }
 
 #[test]
-fn migrate_up_applies_the_three_migrations_and_status_lists_them_as_applied() {
+fn migrate_up_applies_every_migration_and_status_lists_them_as_applied() {
     let dir = tempfile::tempdir().expect("temp dir");
     expect_status(dir.path(), 0);
     run_ok(dir.path(), &["migrate", "up"]);
-    expect_status(dir.path(), 3);
+    expect_status(dir.path(), MIGRATIONS.len());
     // Applying again is a no-op.
     run_ok(dir.path(), &["migrate", "up"]);
-    expect_status(dir.path(), 3);
+    expect_status(dir.path(), MIGRATIONS.len());
 }
 
 #[test]
@@ -209,21 +210,21 @@ fn migrate_down_rolls_back_only_the_last_migration() {
     let dir = tempfile::tempdir().expect("temp dir");
     run_ok(dir.path(), &["migrate", "up"]);
     run_ok(dir.path(), &["migrate", "down"]);
-    expect_status(dir.path(), 2);
-    run_ok(dir.path(), &["migrate", "down", "--steps", "2"]);
+    expect_status(dir.path(), MIGRATIONS.len() - 1);
+    run_ok(dir.path(), &["migrate", "down", "--steps", "3"]);
     expect_status(dir.path(), 0);
     run_ok(dir.path(), &["migrate", "up"]);
-    expect_status(dir.path(), 3);
+    expect_status(dir.path(), MIGRATIONS.len());
 }
 
 #[test]
 fn migrate_fresh_rebuilds_every_table() {
     let dir = tempfile::tempdir().expect("temp dir");
     run_ok(dir.path(), &["migrate", "fresh"]);
-    expect_status(dir.path(), 3);
+    expect_status(dir.path(), MIGRATIONS.len());
     run_ok(dir.path(), &["migrate", "down"]);
     run_ok(dir.path(), &["migrate", "fresh"]);
-    expect_status(dir.path(), 3);
+    expect_status(dir.path(), MIGRATIONS.len());
 }
 
 #[test]
@@ -339,7 +340,7 @@ async fn serve_in_production_with_valid_secrets_starts_and_migrates() {
     )
     .await;
     // `serve` applied the migrations at start.
-    expect_status(dir.path(), 3);
+    expect_status(dir.path(), MIGRATIONS.len());
 }
 
 #[tokio::test]

@@ -503,3 +503,56 @@ impl TestApp {
         }
     }
 }
+
+// ---- Helpers of the adversarial tests ----
+
+impl TestApp {
+    /// After an attack: `/health` is 200 with the database up, GraphQL still executes, and,
+    /// when registration is not rate-limited, a fresh account registers and passes `me`.
+    pub async fn assert_still_healthy(&self) {
+        let health = self
+            .client
+            .get(self.url("/health"))
+            .send()
+            .await
+            .expect("the server still answers");
+        assert_eq!(health.status(), StatusCode::OK, "/health after the attack");
+        let body: Value = health.json().await.expect("/health answers JSON");
+        assert_eq!(body, json!({"status": "ok", "database": "up"}));
+        let typename = self.gql("{ __typename }", json!({}), None).await;
+        assert_eq!(typename.body, json!({"data": {"__typename": "Query"}}));
+        if self.settings.rate_limits.register_per_ip == 0 {
+            let email = format!("healthy-{}@example.com", uuid::Uuid::new_v4().simple());
+            let tokens = self.register_ok(&email).await;
+            assert!(
+                self.me_ok(&tokens.access).await,
+                "a fresh account fails `me`"
+            );
+        }
+    }
+
+    /// Sends any request and reads the answer as a `Gql` (a non-JSON body becomes a string).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Gql {
+        let resp = request.send().await.expect("the server answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Gql {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// POSTs raw bytes to `/graphql` with `content_type`.
+    pub async fn post_bytes(&self, content_type: &str, body: impl Into<Vec<u8>>) -> Gql {
+        let request = self
+            .client
+            .post(self.url("/graphql"))
+            .header("content-type", content_type)
+            .body(body.into());
+        self.send(request).await
+    }
+}

@@ -3,6 +3,9 @@
 
 mod helpers;
 
+mod adversarial_flooding;
+mod adversarial_inputs;
+mod adversarial_tokens;
 mod cli;
 mod durability;
 mod http_surface;

@@ -38,10 +38,10 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
     let statuses = Migrator::get_migration_with_status(&db)
         .await
         .expect("status");
-    assert_eq!(statuses.len(), 3);
+    assert_eq!(statuses.len(), 4);
     assert!(statuses.iter().all(|m| m.status().to_string() == "Applied"));
 
-    Migrator::down(&db, Some(1)).await.expect("one down");
+    Migrator::down(&db, Some(2)).await.expect("two down");
     assert_eq!(tables(&db).await, ["sessions", "users"]);
     Migrator::down(&db, None).await.expect("all down");
     assert!(tables(&db).await.is_empty());

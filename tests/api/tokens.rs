@@ -10,22 +10,22 @@ use crate::backend_tests;
 use crate::helpers::*;
 
 /// The decoded JSON of one part (0 = header, 1 = payload) of a JWT.
-fn part_of(token: &str, index: usize) -> Value {
+pub(crate) fn part_of(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).expect("a JWT has three parts");
     let bytes = URL_SAFE_NO_PAD.decode(part).expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON")
 }
 
-fn encode_part(value: &Value) -> String {
+pub(crate) fn encode_part(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("serialises"))
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
 /// Claims as the server mints them for the session of `tokens`, freshly dated.
-fn claims_of(tokens: &Tokens) -> Value {
+pub(crate) fn claims_of(tokens: &Tokens) -> Value {
     let real = part_of(&tokens.access, 1);
     let iat = now();
     json!({
@@ -40,7 +40,7 @@ fn claims_of(tokens: &Tokens) -> Value {
     })
 }
 
-fn sign(alg: Algorithm, secret: &str, claims: &Value) -> String {
+pub(crate) fn sign(alg: Algorithm, secret: &str, claims: &Value) -> String {
     jsonwebtoken::encode(
         &Header::new(alg),
         claims,
@@ -50,25 +50,25 @@ fn sign(alg: Algorithm, secret: &str, claims: &Value) -> String {
 }
 
 /// Signed as the server signs: HS256 with the access secret.
-fn sign_right(claims: &Value) -> String {
+pub(crate) fn sign_right(claims: &Value) -> String {
     sign(Algorithm::HS256, ACCESS_SECRET, claims)
 }
 
 /// Registers an account and returns its tokens and claims that work when signed right.
-async fn live_claims(app: &TestApp) -> (Tokens, Value) {
+pub(crate) async fn live_claims(app: &TestApp) -> (Tokens, Value) {
     let tokens = app.register_ok("ada@example.com").await;
     let claims = claims_of(&tokens);
     assert_accepted(app, &sign_right(&claims), &tokens).await;
     (tokens, claims)
 }
 
-async fn assert_accepted(app: &TestApp, token: &str, tokens: &Tokens) {
+pub(crate) async fn assert_accepted(app: &TestApp, token: &str, tokens: &Tokens) {
     let r = app.me(Some(token)).await;
     r.expect_success();
     assert_eq!(r.data("me")["id"].as_str(), Some(tokens.user_id.as_str()));
 }
 
-async fn assert_refused(app: &TestApp, token: &str) {
+pub(crate) async fn assert_refused(app: &TestApp, token: &str) {
     let r = app.me(Some(token)).await;
     let error = r.expect_only_error("UNAUTHENTICATED");
     assert_eq!(error["path"], json!(["me"]));
