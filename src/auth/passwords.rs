@@ -1,12 +1,15 @@
 //! Password hashing and verification with bcrypt, on a bounded pool off the async runtime.
 //!
-//! At most `workers` hashes run at once on blocking threads; at most `queue` more wait.
-//! Past that, callers are shed at once with `RATE_LIMITED` instead of queueing without
-//! bound, so a login flood costs bounded memory and never stalls other requests.
+//! At most `workers` hashes run at once on the pool's own threads; at most `queue` more
+//! wait. Past that, callers are shed at once with `RATE_LIMITED` instead of queueing without
+//! bound, so a login flood costs bounded memory and never stalls other requests. The pool's
+//! threads run at a lower CPU priority (nice +10), so when bcrypt saturates every core the
+//! threads that serve other requests still get the CPU the moment they need it.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, mpsc};
 
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore, oneshot};
 
 use crate::config::PasswordSettings;
 use crate::domain::{MAX_PASSWORD_BYTES, Password};
@@ -25,6 +28,50 @@ pub struct PasswordHasher {
     /// A hash of a random password at the configured cost, verified against when the
     /// account does not exist, so that case costs the same work as a wrong password.
     dummy: Arc<OnceCell<String>>,
+    /// The hashing threads; `None` if none could be started (then tokio's blocking pool).
+    pool: Option<mpsc::Sender<Job>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// How much lower than the request path the hashing threads run (Linux nice levels).
+const HASH_NICE: i32 = 10;
+
+/// Starts `workers` threads that run jobs until every sender is gone.
+fn spawn_pool(workers: usize) -> Option<mpsc::Sender<Job>> {
+    let (sender, receiver) = mpsc::channel::<Job>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    let mut started = 0;
+    for i in 0..workers {
+        let receiver = receiver.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("password-hash-{i}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let job = {
+                        let Ok(guard) = receiver.lock() else { return };
+                        guard.recv()
+                    };
+                    let Ok(job) = job else { return };
+                    // A panicking job drops its reply channel; the caller sees an error.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                }
+            });
+        if spawned.is_ok() {
+            started += 1;
+        }
+    }
+    (started > 0).then_some(sender)
+}
+
+/// Lowers the calling thread's CPU priority (on Linux the nice value is per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: nice(2) only changes the scheduling priority of the calling thread.
+    unsafe {
+        libc::nice(HASH_NICE);
+    }
 }
 
 impl PasswordHasher {
@@ -34,6 +81,7 @@ impl PasswordHasher {
             admission: Arc::new(Semaphore::new(settings.hash_workers + settings.hash_queue)),
             workers: Arc::new(Semaphore::new(settings.hash_workers)),
             dummy: Arc::new(OnceCell::new()),
+            pool: spawn_pool(settings.hash_workers),
         }
     }
 
@@ -100,13 +148,23 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(AuthError::internal)?;
-        tokio::task::spawn_blocking(move || {
+        let Some(pool) = &self.pool else {
+            return tokio::task::spawn_blocking(move || {
+                // Held until the hash is done, even if the request that asked has gone.
+                let _permits = (admitted, worker);
+                job()
+            })
+            .await
+            .map_err(AuthError::internal);
+        };
+        let (reply, result) = oneshot::channel();
+        pool.send(Box::new(move || {
             // Held until the hash is done, even if the request that asked has gone.
             let _permits = (admitted, worker);
-            job()
-        })
-        .await
-        .map_err(AuthError::internal)
+            let _ = reply.send(job());
+        }))
+        .map_err(|_| AuthError::internal_msg("the password hashing threads are gone"))?;
+        result.await.map_err(AuthError::internal)
     }
 }
 
