@@ -440,5 +440,6 @@ def main():
 
 
 if __name__ == "__main__":
+    sys.dont_write_bytecode = True
     sys.path.insert(0, BENCH)
     main()
