@@ -159,9 +159,12 @@ impl PasswordHasher {
         };
         let (reply, result) = oneshot::channel();
         pool.send(Box::new(move || {
-            // Held until the hash is done, even if the request that asked has gone.
-            let _permits = (admitted, worker);
-            let _ = reply.send(job());
+            // Held until the hash is done, even if the request that asked has gone, and
+            // released before the caller hears back, so it may hash again at once.
+            let permits = (admitted, worker);
+            let result = job();
+            drop(permits);
+            let _ = reply.send(result);
         }))
         .map_err(|_| AuthError::internal_msg("the password hashing threads are gone"))?;
         result.await.map_err(AuthError::internal)
