@@ -262,6 +262,19 @@ pub struct Gql {
 }
 
 impl Gql {
+    /// Status, headers and body (JSON, or the raw text as a string) of a response.
+    pub async fn read(resp: reqwest::Response) -> Self {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Gql {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// `data.<field>`, panicking with the whole body if it is missing or null.
     pub fn data(&self, field: &str) -> &Value {
         let v = &self.body["data"][field];
@@ -326,16 +339,7 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Gql {
-            status,
-            headers,
-            body,
-        }
+        Gql::read(req.send().await.expect("request sent")).await
     }
 
     pub async fn register(&self, email: &str, password: &str, username: Option<&str>) -> Gql {
@@ -491,16 +495,7 @@ impl TestApp {
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Gql {
-            status,
-            headers,
-            body,
-        }
+        Gql::read(req.send().await.expect("request sent")).await
     }
 }
 
