@@ -2,9 +2,11 @@
 
 mod passwords;
 mod rate_limit;
+mod sqlite_read;
 pub mod tokens;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
@@ -16,6 +18,7 @@ use uuid::Uuid;
 
 pub use passwords::PasswordHasher;
 pub use rate_limit::RateLimits;
+use sqlite_read::SqliteReader;
 use tokens::{RefreshToken, TokenKeys};
 
 use crate::config::Settings;
@@ -102,6 +105,10 @@ pub struct AuthService {
     access_ttl: chrono::Duration,
     refresh_ttl: chrono::Duration,
     reuse_grace: chrono::Duration,
+    /// The guard's read without the pool's thread hand-offs, on an SQLite file.
+    sqlite_reader: Option<SqliteReader>,
+    /// Whether a failed inline read has been logged (once is enough).
+    sqlite_reader_failed: AtomicBool,
 }
 
 /// The current instant at the precision every backend stores (microseconds).
@@ -115,7 +122,10 @@ fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
 
 impl AuthService {
     pub fn new(db: DatabaseConnection, settings: &Settings) -> Self {
+        use secrecy::ExposeSecret;
         Self {
+            sqlite_reader: SqliteReader::for_url(settings.database.url.expose_secret()),
+            sqlite_reader_failed: AtomicBool::new(false),
             db,
             keys: TokenKeys::new(&settings.tokens),
             passwords: PasswordHasher::new(&settings.passwords),
@@ -329,19 +339,41 @@ impl AuthService {
             tracing::debug!(error = %e, "access token refused");
             AuthError::Unauthenticated
         })?;
-        let found = user::Entity::find()
-            .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
-            .filter(user::Column::Id.eq(claims.sub))
-            .filter(session::Column::Id.eq(claims.sid))
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(session::Column::ExpiresAt.gt(now()))
-            .one(&self.db)
-            .await?;
-        let user = found.ok_or(AuthError::Unauthenticated)?;
+        let at = now();
+        let account = match self.read_inline(claims.sub, claims.sid, at) {
+            Some(found) => found,
+            None => user::Entity::find()
+                .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
+                .filter(user::Column::Id.eq(claims.sub))
+                .filter(session::Column::Id.eq(claims.sid))
+                .filter(session::Column::RevokedAt.is_null())
+                .filter(session::Column::ExpiresAt.gt(at))
+                .one(&self.db)
+                .await?
+                .map(Account::from),
+        };
         Ok(Principal {
-            account: user.into(),
+            account: account.ok_or(AuthError::Unauthenticated)?,
             session_id: claims.sid,
         })
+    }
+
+    /// The guard's read on the calling thread (SQLite files only); `None` when there is no
+    /// such reader or it failed, and the pool must answer.
+    fn read_inline(&self, user: Uuid, session: Uuid, at: DateTime<Utc>) -> Option<Option<Account>> {
+        let reader = self.sqlite_reader.as_ref()?;
+        match reader.live_account(user, session, at) {
+            Ok(found) => Some(found),
+            Err(error) => {
+                if !self.sqlite_reader_failed.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, path = %reader.path().display(),
+                        "inline SQLite read failed; using the pool (logged once)");
+                } else {
+                    tracing::debug!(%error, "inline SQLite read failed; using the pool");
+                }
+                None
+            }
+        }
     }
 
     /// Refuses an email or username that another account has (case-insensitively).
@@ -554,4 +586,95 @@ fn session_is_live(session: &session::Model, at: DateTime<Utc>) -> bool {
 
 fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+
+    /// An auth service on a migrated database at `url`, bcrypt at its cheapest.
+    async fn service(url: &str) -> AuthService {
+        let mut settings = Settings::defaults();
+        settings.database.url = SecretString::from(url.to_owned());
+        settings.passwords.bcrypt_cost = 4;
+        let db = crate::db::connect(&settings.database).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        AuthService::new(db, &settings)
+    }
+
+    async fn register(auth: &AuthService, email: &str, username: Option<&str>) -> Principal {
+        let issued = auth
+            .register(
+                Email::parse(email).unwrap(),
+                Password::parse("a long enough password").unwrap(),
+                username.map(|u| Username::parse(u).unwrap()),
+            )
+            .await
+            .unwrap();
+        auth.authenticate(&issued.access_token).await.unwrap()
+    }
+
+    /// The pool's answer to the guard's question, bypassing the inline read.
+    async fn pool_read(auth: &AuthService, p: &Principal) -> Option<Account> {
+        user::Entity::find()
+            .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
+            .filter(user::Column::Id.eq(p.account.id))
+            .filter(session::Column::Id.eq(p.session_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now()))
+            .one(&auth.db)
+            .await
+            .unwrap()
+            .map(Account::from)
+    }
+
+    #[tokio::test]
+    async fn the_inline_sqlite_read_answers_exactly_as_the_pool_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/auth.db?mode=rwc", dir.path().display());
+        let auth = service(&url).await;
+        assert!(
+            auth.sqlite_reader.is_some(),
+            "a file database gets the inline read"
+        );
+
+        let alice = register(&auth, "alice@example.com", Some("alice")).await;
+        let bob = register(&auth, "bob@example.com", None).await;
+        for p in [&alice, &bob] {
+            let inline = auth.read_inline(p.account.id, p.session_id, now());
+            assert_eq!(inline, Some(pool_read(&auth, p).await), "live session");
+            assert_eq!(inline, Some(Some(p.account.clone())));
+        }
+        // Another user's session, a session that has expired by then, a revoked session:
+        // none is live, for either reader.
+        let crossed = auth.read_inline(alice.account.id, bob.session_id, now());
+        assert_eq!(crossed, Some(None));
+        let later = now() + auth.refresh_ttl + chrono::Duration::seconds(1);
+        assert_eq!(
+            auth.read_inline(alice.account.id, alice.session_id, later),
+            Some(None)
+        );
+        auth.logout(Some(&alice), None, false).await.unwrap();
+        assert_eq!(
+            auth.read_inline(alice.account.id, alice.session_id, now()),
+            Some(None)
+        );
+        assert_eq!(pool_read(&auth, &alice).await, None);
+        assert!(!auth.sqlite_reader_failed.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn in_memory_and_server_databases_have_no_inline_read() {
+        assert!(SqliteReader::for_url("sqlite::memory:").is_none());
+        assert!(SqliteReader::for_url("sqlite://x.db?mode=memory").is_none());
+        assert!(SqliteReader::for_url("postgres://localhost/auth").is_none());
+        assert!(SqliteReader::for_url("sqlite:///no/such/dir/auth.db").is_none());
+        let auth = service("sqlite::memory:").await;
+        assert!(auth.sqlite_reader.is_none());
+        // The pool answers instead.
+        let carol = register(&auth, "carol@example.com", None).await;
+        assert_eq!(carol.account.email, "carol@example.com");
+    }
 }

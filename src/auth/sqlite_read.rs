@@ -1,0 +1,163 @@
+//! The guard's session read on SQLite, on the calling thread.
+//!
+//! sqlx runs every SQLite connection on a thread of its own, so each statement is a hand-off
+//! from a tokio worker to that thread and back. For the one read every authenticated request
+//! makes (is this session live, and whose is it), those hand-offs cost more than the read:
+//! on two cores they were about 60 % of a `me` request's CPU (see `bench/FINDINGS.md`).
+//!
+//! [`SqliteReader`] keeps a few read-only connections of its own to the same database file
+//! and runs that query inline. It reads exactly what the pool would: in WAL mode a reader
+//! sees every transaction committed before it starts, by this process or any other, and
+//! never waits for the writer. It never waits at all: its busy timeout is zero, and any
+//! failure (busy, I/O, a value it cannot decode) is returned, so the caller falls back to
+//! the pool and nothing is lost but time. The columns are written by sqlx, so the encodings
+//! here are sqlx's: UUIDs as 16-byte blobs, instants as RFC 3339 text with `+00:00`, which
+//! compare in time order as strings (the pool's query compares them the same way).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+use uuid::Uuid;
+
+use super::Account;
+
+/// Idle connections kept for reuse; one per thread that reads at the same moment is enough.
+const MAX_IDLE: usize = 8;
+
+/// The account of a live session: the same join and conditions as the pool's query in
+/// [`AuthService::authenticate`](super::AuthService::authenticate).
+const LIVE_ACCOUNT: &str = "SELECT u.id, u.email, u.username, u.created_at, u.updated_at \
+     FROM users u INNER JOIN sessions s ON s.user_id = u.id \
+     WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3 LIMIT 1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("unexpected value in column `{0}`")]
+    Decode(&'static str),
+}
+
+/// Read-only connections to one SQLite database file.
+pub struct SqliteReader {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteReader {
+    /// A reader for the database `url` names, if it is an SQLite file that exists now (call
+    /// it after migrating). `None` for other backends and for in-memory databases, which
+    /// other connections cannot see.
+    pub fn for_url(url: &str) -> Option<Self> {
+        if !url.starts_with("sqlite:") || url.contains("memory") {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(url).ok()?;
+        let path = options.get_filename();
+        if !path.is_file() {
+            return None;
+        }
+        let reader = Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        };
+        // Refuse now, not on every request, a file this process cannot open.
+        let conn = reader.open().ok()?;
+        reader.give_back(conn);
+        Some(reader)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        // rusqlite waits 5 s on a busy database by default; this runs on an async worker,
+        // so it must never wait: a busy read falls back to the pool instead.
+        conn.busy_timeout(std::time::Duration::ZERO)?;
+        Ok(conn)
+    }
+
+    fn take(&self) -> rusqlite::Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.open(),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// The account whose session `session` is live at `at`; `None` when it is not (or the
+    /// session is not that user's).
+    pub fn live_account(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Account>, ReadError> {
+        let conn = self.take()?;
+        let found = Self::query(&conn, user, session, at);
+        // A connection that failed is dropped rather than reused.
+        if found.is_ok() {
+            self.give_back(conn);
+        }
+        found
+    }
+
+    fn query(
+        conn: &Connection,
+        user: Uuid,
+        session: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Account>, ReadError> {
+        let mut statement = conn.prepare_cached(LIVE_ACCOUNT)?;
+        // sqlx's encoding of a `DateTime<Utc>` parameter.
+        let at = at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+        let row = statement
+            .query_row(
+                (
+                    user.as_bytes().as_slice(),
+                    session.as_bytes().as_slice(),
+                    at,
+                ),
+                |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((id, email, username, created_at, updated_at)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Account {
+            id: Uuid::from_slice(&id).map_err(|_| ReadError::Decode("users.id"))?,
+            email,
+            username,
+            created_at: instant(&created_at).ok_or(ReadError::Decode("users.created_at"))?,
+            updated_at: instant(&updated_at).ok_or(ReadError::Decode("users.updated_at"))?,
+        }))
+    }
+}
+
+fn instant(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
