@@ -1,5 +1,6 @@
-//! `FragmentExpansionLimit`: refuses documents whose fragment spreads expand to more fields
-//! than any real client sends, before async-graphql checks or validates them.
+//! How many fields a document expands to: documents whose fragment spreads expand to more
+//! fields than any real client sends are refused (by [`super::documents`]) before
+//! async-graphql checks or validates them.
 //!
 //! async-graphql's recursion-depth check and its depth and complexity validators expand
 //! every fragment spread where it occurs, so a document of 25 fragments each spreading the
@@ -8,65 +9,19 @@
 //! refuses such a bomb first.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Request, ServerError, ServerResult};
 
 /// Fragment chains nested deeper than this are refused outright (async-graphql itself
 /// refuses documents nested deeper than 32).
 const MAX_NESTING: usize = 64;
 
-/// Admits documents that expand to at most `max_fields` fields.
-#[derive(Clone, Copy)]
-pub struct FragmentExpansionLimit {
-    max_fields: usize,
-}
-
-impl FragmentExpansionLimit {
-    /// Four times the complexity limit (at least 2,000): far above what the complexity
-    /// check lets run anyway (GraphiQL's full introspection query expands to a few hundred
-    /// fields), far below what makes the checks before it slow.
-    pub fn for_complexity(max_complexity: usize) -> Self {
-        Self {
-            max_fields: max_complexity.max(500).saturating_mul(4),
-        }
-    }
-}
-
-impl ExtensionFactory for FragmentExpansionLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(*self)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for FragmentExpansionLimit {
-    /// Runs before async-graphql's own post-parse checks (its recursion-depth check expands
-    /// spreads too). The document parsed here is kept in the request and not parsed again.
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        // A document that does not parse is left for the usual parse error.
-        if let Ok(document) = request.parsed_query()
-            && expanded_fields(document) > self.max_fields
-        {
-            return Err(ServerError::new(
-                format!(
-                    "Query is too large: its fragments expand to more than {} fields",
-                    self.max_fields
-                ),
-                None,
-            ));
-        }
-        next.run(ctx, request).await
-    }
+/// The most fields a document may expand to: four times the complexity limit (at least
+/// 2,000). Far above what the complexity check lets run anyway (GraphiQL's full
+/// introspection query expands to a few hundred fields), far below what makes the checks
+/// after it slow.
+pub fn limit_for_complexity(max_complexity: usize) -> usize {
+    max_complexity.max(500).saturating_mul(4)
 }
 
 /// The number of fields of every operation with each fragment spread replaced by its
@@ -167,7 +122,7 @@ mod tests {
     #[test]
     fn a_fragment_bomb_is_counted_exponentially_but_quickly() {
         assert_eq!(expanded(&bomb(10)), 512);
-        assert!(expanded(&bomb(40)) > FragmentExpansionLimit::for_complexity(500).max_fields);
+        assert!(expanded(&bomb(40)) > limit_for_complexity(500));
         assert_eq!(expanded(&bomb(200)), usize::MAX);
     }
 

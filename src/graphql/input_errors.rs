@@ -9,10 +9,8 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
-};
-use async_graphql::{ServerResult, Value};
+use async_graphql::Response;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 
 use crate::error::codes;
 
@@ -26,18 +24,21 @@ impl ExtensionFactory for InputErrorCodes {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for InputErrorCodes {
-    async fn resolve(
+    /// Once per operation, on its finished response (a hook on every field's resolution
+    /// cost a boxed future per field).
+    async fn execute(
         &self,
         ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        next.run(ctx, info).await.map_err(|mut error| {
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        for error in response.errors.iter_mut().filter(|e| !e.path.is_empty()) {
             let extensions = error.extensions.get_or_insert_with(Default::default);
             if extensions.get("code").is_none() {
                 extensions.set("code", codes::BAD_USER_INPUT);
             }
-            error
-        })
+        }
+        response
     }
 }

@@ -1,6 +1,7 @@
 //! The GraphQL schema: built once, shared by every request.
 
 mod context;
+mod documents;
 mod expansion;
 mod guard;
 mod input_errors;
@@ -27,7 +28,7 @@ pub fn build_schema(auth: Arc<AuthService>, limits: &GraphqlSettings) -> AppSche
         .data(auth)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .extension(expansion::FragmentExpansionLimit::for_complexity(
+        .extension(documents::ParsedDocuments::for_complexity(
             limits.max_complexity,
         ))
         .extension(input_errors::InputErrorCodes)
