@@ -75,6 +75,22 @@ pub struct PasswordSettings {
     pub hash_workers: usize,
     /// Hash jobs allowed to wait for a worker; beyond it requests are shed.
     pub hash_queue: usize,
+    /// CPU priority of the hashing threads against the threads that serve requests.
+    pub hash_priority: HashPriority,
+}
+
+/// `PASSWORD_HASH_PRIORITY`: how the hashing threads are scheduled (Linux; elsewhere they
+/// run at normal priority).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashPriority {
+    /// `SCHED_IDLE`: they run only on cycles nothing else wants, and a request waking up
+    /// preempts them at once. The default: a login flood never delays other requests.
+    Idle,
+    /// nice +10: they yield most of the CPU, but a waking request may wait for the end
+    /// of their time slice.
+    Low,
+    /// The same priority as requests.
+    Normal,
 }
 
 /// Attempts per minute; `0` turns a limit off.
@@ -221,6 +237,17 @@ impl Settings {
                 bcrypt_cost,
                 hash_workers: positive(&get, "PASSWORD_HASH_WORKERS", cores)?,
                 hash_queue: parse(&get, "PASSWORD_HASH_QUEUE", 64usize)?,
+                hash_priority: match get("PASSWORD_HASH_PRIORITY").as_deref() {
+                    None | Some("idle") => HashPriority::Idle,
+                    Some("low") => HashPriority::Low,
+                    Some("normal") => HashPriority::Normal,
+                    Some(other) => {
+                        return Err(ConfigError::new(
+                            "PASSWORD_HASH_PRIORITY",
+                            format!("expected idle, low or normal, got {other:?}"),
+                        ));
+                    }
+                },
             },
             rate_limits: RateLimitSettings {
                 login_per_ip: parse(&get, "RATE_LIMIT_LOGIN_PER_IP", 20u32)?,
@@ -421,6 +448,18 @@ mod tests {
             ("JWT_REFRESH_SECRET", &"r".repeat(32)),
         ]);
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn hash_priority_defaults_to_idle_and_refuses_unknown_values() {
+        assert_eq!(
+            from(&[]).unwrap().passwords.hash_priority,
+            HashPriority::Idle
+        );
+        let low = from(&[("PASSWORD_HASH_PRIORITY", "low")]).unwrap();
+        assert_eq!(low.passwords.hash_priority, HashPriority::Low);
+        let err = from(&[("PASSWORD_HASH_PRIORITY", "high")]).unwrap_err();
+        assert_eq!(err.var, "PASSWORD_HASH_PRIORITY");
     }
 
     #[test]
