@@ -28,6 +28,9 @@ use super::Account;
 /// Idle connections kept for reuse; one per thread that reads at the same moment is enough.
 const MAX_IDLE: usize = 8;
 
+/// Page cache of each reader connection, KiB.
+const PAGE_CACHE_KIB: u32 = 16 * 1024;
+
 /// The account of a live session: the same join and conditions as the pool's query in
 /// [`AuthService::authenticate`](super::AuthService::authenticate).
 const LIVE_ACCOUNT: &str = "SELECT u.id, u.email, u.username, u.created_at, u.updated_at \
@@ -81,6 +84,11 @@ impl SqliteReader {
         // rusqlite waits 5 s on a busy database by default; this runs on an async worker,
         // so it must never wait: a busy read falls back to the pool instead.
         conn.busy_timeout(std::time::Duration::ZERO)?;
+        // SQLite's default page cache (2 MiB) no longer held the lookups' pages with a
+        // million accounts, and every miss is a `pread`: `me` p50 was 1.7 times that with
+        // a thousand accounts. Allocated only as pages are read; about one connection
+        // per core is in use. (Mapping the file instead did not help.)
+        conn.pragma_update(None, "cache_size", -(PAGE_CACHE_KIB as i64))?;
         Ok(conn)
     }
 
