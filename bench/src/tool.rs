@@ -249,10 +249,16 @@ async fn plans() -> Result<()> {
     let (_, db) = connect().await?;
     let queries = [
         (
-            "me: the guard's session + user lookup",
+            "me: the guard's session + user lookup (the pool's SQL)",
             "SELECT users.* FROM users INNER JOIN sessions ON users.id = sessions.user_id \
-             WHERE users.id = ? AND sessions.id = ? AND sessions.revoked_at IS NULL \
+             WHERE sessions.id = ? AND sessions.revoked_at IS NULL \
              AND sessions.expires_at > ? LIMIT 1",
+        ),
+        (
+            "me: the same lookup by the inline SQLite reader",
+            "SELECT u.id, u.email, u.username, u.created_at, u.updated_at \
+             FROM sessions s INNER JOIN users u ON u.id = s.user_id \
+             WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? LIMIT 1",
         ),
         (
             "refreshToken: find the token and its session",

@@ -340,18 +340,16 @@ impl AuthService {
             AuthError::Unauthenticated
         })?;
         let at = now();
-        let account = match self.read_inline(claims.sub, claims.sid, at) {
+        // By the session's primary key alone (see `sqlite_read::LIVE_ACCOUNT` for why the
+        // user is compared here rather than in SQL).
+        let account = match self.read_inline(claims.sid, at) {
             Some(found) => found,
-            None => user::Entity::find()
-                .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
-                .filter(user::Column::Id.eq(claims.sub))
-                .filter(session::Column::Id.eq(claims.sid))
-                .filter(session::Column::RevokedAt.is_null())
-                .filter(session::Column::ExpiresAt.gt(at))
+            None => live_account(claims.sid, at)
                 .one(&self.db)
                 .await?
                 .map(Account::from),
         };
+        let account = account.filter(|a| a.id == claims.sub);
         Ok(Principal {
             account: account.ok_or(AuthError::Unauthenticated)?,
             session_id: claims.sid,
@@ -360,9 +358,9 @@ impl AuthService {
 
     /// The guard's read on the calling thread (SQLite files only); `None` when there is no
     /// such reader or it failed, and the pool must answer.
-    fn read_inline(&self, user: Uuid, session: Uuid, at: DateTime<Utc>) -> Option<Option<Account>> {
+    fn read_inline(&self, session: Uuid, at: DateTime<Utc>) -> Option<Option<Account>> {
         let reader = self.sqlite_reader.as_ref()?;
-        match reader.live_account(user, session, at) {
+        match reader.live_account(session, at) {
             Ok(found) => Some(found),
             Err(error) => {
                 if !self.sqlite_reader_failed.swap(true, Ordering::Relaxed) {
@@ -584,6 +582,15 @@ fn session_is_live(session: &session::Model, at: DateTime<Utc>) -> bool {
     session.revoked_at.is_none() && session.expires_at > at
 }
 
+/// The account of session `sid` if it is live at `at` (the guard's query on the pool).
+fn live_account(sid: Uuid, at: DateTime<Utc>) -> sea_orm::Select<user::Entity> {
+    user::Entity::find()
+        .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
+        .filter(session::Column::Id.eq(sid))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(at))
+}
+
 fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
@@ -599,6 +606,7 @@ mod tests {
         let mut settings = Settings::defaults();
         settings.database.url = SecretString::from(url.to_owned());
         settings.passwords.bcrypt_cost = 4;
+        settings.rate_limits.login_per_account = 0;
         let db = crate::db::connect(&settings.database).await.unwrap();
         crate::db::migrate(&db).await.unwrap();
         AuthService::new(db, &settings)
@@ -618,12 +626,7 @@ mod tests {
 
     /// The pool's answer to the guard's question, bypassing the inline read.
     async fn pool_read(auth: &AuthService, p: &Principal) -> Option<Account> {
-        user::Entity::find()
-            .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
-            .filter(user::Column::Id.eq(p.account.id))
-            .filter(session::Column::Id.eq(p.session_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(session::Column::ExpiresAt.gt(now()))
+        live_account(p.session_id, now())
             .one(&auth.db)
             .await
             .unwrap()
@@ -643,26 +646,74 @@ mod tests {
         let alice = register(&auth, "alice@example.com", Some("alice")).await;
         let bob = register(&auth, "bob@example.com", None).await;
         for p in [&alice, &bob] {
-            let inline = auth.read_inline(p.account.id, p.session_id, now());
+            let inline = auth.read_inline(p.session_id, now());
             assert_eq!(inline, Some(pool_read(&auth, p).await), "live session");
             assert_eq!(inline, Some(Some(p.account.clone())));
         }
-        // Another user's session, a session that has expired by then, a revoked session:
-        // none is live, for either reader.
-        let crossed = auth.read_inline(alice.account.id, bob.session_id, now());
-        assert_eq!(crossed, Some(None));
+        // A token naming one user and another user's session is refused.
+        let crossed = auth
+            .keys
+            .mint_access(alice.account.id, bob.session_id, Utc::now())
+            .unwrap();
+        assert!(matches!(
+            auth.authenticate(&crossed).await,
+            Err(AuthError::Unauthenticated)
+        ));
+        // A session that has expired by then, a revoked session: not live, for either.
         let later = now() + auth.refresh_ttl + chrono::Duration::seconds(1);
-        assert_eq!(
-            auth.read_inline(alice.account.id, alice.session_id, later),
-            Some(None)
-        );
+        assert_eq!(auth.read_inline(alice.session_id, later), Some(None));
         auth.logout(Some(&alice), None, false).await.unwrap();
-        assert_eq!(
-            auth.read_inline(alice.account.id, alice.session_id, now()),
-            Some(None)
-        );
+        assert_eq!(auth.read_inline(alice.session_id, now()), Some(None));
         assert_eq!(pool_read(&auth, &alice).await, None);
         assert!(!auth.sqlite_reader_failed.load(Ordering::Relaxed));
+    }
+
+    /// Both guard queries find the session by its primary key. Given the user id as well,
+    /// SQLite chose `idx_sessions_user_id` and walked every session of the user.
+    #[tokio::test]
+    async fn the_guard_queries_look_the_session_up_by_its_primary_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/auth.db?mode=rwc", dir.path().display());
+        let auth = service(&url).await;
+        // Many sessions of one user, so an index on user_id looks attractive.
+        let mut last = register(&auth, "many@example.com", None).await;
+        for _ in 0..20 {
+            let issued = auth
+                .login(
+                    LoginIdentifier::parse(Some("many@example.com"), None).unwrap(),
+                    "a long enough password",
+                )
+                .await
+                .unwrap();
+            last = auth.authenticate(&issued.access_token).await.unwrap();
+        }
+        auth.db.execute_unprepared("ANALYZE").await.unwrap();
+        let by_primary_key = |plan: &[String]| {
+            plan.iter()
+                .any(|l| l.contains("sqlite_autoindex_sessions_1"))
+                && !plan.iter().any(|l| l.contains("idx_sessions_user_id"))
+        };
+        let inline = auth.sqlite_reader.as_ref().unwrap().plan().unwrap();
+        assert!(by_primary_key(&inline), "inline: {inline:?}");
+        let sql = {
+            use sea_orm::QueryTrait;
+            live_account(last.session_id, now())
+                .build(sea_orm::DatabaseBackend::Sqlite)
+                .to_string()
+        };
+        let rows = auth
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {sql}"),
+            ))
+            .await
+            .unwrap();
+        let pool: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String>("", "detail").unwrap())
+            .collect();
+        assert!(by_primary_key(&pool), "pool: {pool:?}");
     }
 
     #[tokio::test]

@@ -32,10 +32,12 @@ const MAX_IDLE: usize = 8;
 const PAGE_CACHE_KIB: u32 = 16 * 1024;
 
 /// The account of a live session: the same join and conditions as the pool's query in
-/// [`AuthService::authenticate`](super::AuthService::authenticate).
+/// [`AuthService::authenticate`](super::AuthService::authenticate). Only the session id is
+/// a condition: given the user id too, SQLite searched `idx_sessions_user_id` and walked
+/// every session of that user; the caller compares the user instead.
 const LIVE_ACCOUNT: &str = "SELECT u.id, u.email, u.username, u.created_at, u.updated_at \
-     FROM users u INNER JOIN sessions s ON s.user_id = u.id \
-     WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3 LIMIT 1";
+     FROM sessions s INNER JOIN users u ON u.id = s.user_id \
+     WHERE s.id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2 LIMIT 1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -107,16 +109,14 @@ impl SqliteReader {
         }
     }
 
-    /// The account whose session `session` is live at `at`; `None` when it is not (or the
-    /// session is not that user's).
+    /// The account of session `session` if it is live at `at`; `None` when it is not.
     pub fn live_account(
         &self,
-        user: Uuid,
         session: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<Account>, ReadError> {
         let conn = self.take()?;
-        let found = Self::query(&conn, user, session, at);
+        let found = Self::query(&conn, session, at);
         // A connection that failed is dropped rather than reused.
         if found.is_ok() {
             self.give_back(conn);
@@ -126,7 +126,6 @@ impl SqliteReader {
 
     fn query(
         conn: &Connection,
-        user: Uuid,
         session: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<Account>, ReadError> {
@@ -134,22 +133,15 @@ impl SqliteReader {
         // sqlx's encoding of a `DateTime<Utc>` parameter.
         let at = at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
         let row = statement
-            .query_row(
-                (
-                    user.as_bytes().as_slice(),
-                    session.as_bytes().as_slice(),
-                    at,
-                ),
-                |row| {
-                    Ok((
-                        row.get::<_, Vec<u8>>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                    ))
-                },
-            )
+            .query_row((session.as_bytes().as_slice(), at), |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })
             .optional()?;
         let Some((id, email, username, created_at, updated_at)) = row else {
             return Ok(None);
@@ -161,6 +153,17 @@ impl SqliteReader {
             created_at: instant(&created_at).ok_or(ReadError::Decode("users.created_at"))?,
             updated_at: instant(&updated_at).ok_or(ReadError::Decode("users.updated_at"))?,
         }))
+    }
+}
+
+#[cfg(test)]
+impl SqliteReader {
+    /// SQLite's plan for the query, one line per step.
+    pub fn plan(&self) -> rusqlite::Result<Vec<String>> {
+        let conn = self.take()?;
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {LIVE_ACCOUNT}"))?;
+        let rows = statement.query_map((b"x".as_slice(), "t"), |row| row.get::<_, String>(3))?;
+        rows.collect()
     }
 }
 
