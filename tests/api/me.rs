@@ -131,8 +131,50 @@ async fn me_over_get_without_a_token_is_unauthenticated(backend: Backend) {
     assert_unauthenticated(&r);
 }
 
+/// What another writer commits (another instance, an operator) is what the next `me` sees:
+/// nothing the server remembers between requests (documents, verified tokens, the SQLite
+/// reader's connections) may answer for the database.
+async fn me_sees_writes_of_another_connection_at_once(backend: Backend) {
+    use auth_server::entity::{session, user};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    let app = spawn_app(backend).await;
+    let ada = app.register_ok("ada@example.com").await;
+    let grace = app.register_ok("grace@example.com").await;
+    for _ in 0..3 {
+        assert!(app.me_ok(&ada.access).await);
+    }
+    let id = uuid::Uuid::parse_str(&ada.user_id).expect("a UUID");
+    let db = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("connect");
+
+    user::Entity::update_many()
+        .col_expr(user::Column::Email, Expr::value("ada.lovelace@example.com"))
+        .filter(user::Column::Id.eq(id))
+        .exec(&db)
+        .await
+        .expect("update the email");
+    let r = app.me(Some(&ada.access)).await;
+    r.expect_success();
+    assert_eq!(r.data("me")["email"], "ada.lovelace@example.com");
+
+    let revoked = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(chrono::Utc::now()))
+        .filter(session::Column::UserId.eq(id))
+        .exec(&db)
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.rows_affected, 1);
+    db.close().await.ok();
+    assert_unauthenticated(&app.me(Some(&ada.access)).await);
+    // Nobody else is affected.
+    assert!(app.me_ok(&grace.access).await);
+}
+
 backend_tests!(
     me_returns_the_account_that_registered,
+    me_sees_writes_of_another_connection_at_once,
     me_answers_each_caller_with_their_own_account,
     me_without_an_authorization_header_is_unauthenticated,
     me_with_a_garbage_bearer_token_is_unauthenticated,
