@@ -244,6 +244,10 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         port,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A connection per request: after refusing a body it did not read (413), the
+            // server closes the connection, and a pooled client could send the next
+            // request on it as the close arrives (`IncompleteMessage`).
+            .pool_max_idle_per_host(0)
             .build()
             .expect("client"),
         backend,
