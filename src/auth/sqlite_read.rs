@@ -35,7 +35,7 @@ const PAGE_CACHE_KIB: u32 = 16 * 1024;
 /// [`AuthService::authenticate`](super::AuthService::authenticate). Only the session id is
 /// a condition: given the user id too, SQLite searched `idx_sessions_user_id` and walked
 /// every session of that user; the caller compares the user instead.
-const LIVE_ACCOUNT: &str = "SELECT u.id, u.email, u.username, u.created_at, u.updated_at \
+pub(super) const LIVE_ACCOUNT: &str = "SELECT u.id, u.email, u.username, u.created_at, u.updated_at \
      FROM sessions s INNER JOIN users u ON u.id = s.user_id \
      WHERE s.id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2 LIMIT 1";
 
@@ -153,17 +153,6 @@ impl SqliteReader {
             created_at: instant(&created_at).ok_or(ReadError::Decode("users.created_at"))?,
             updated_at: instant(&updated_at).ok_or(ReadError::Decode("users.updated_at"))?,
         }))
-    }
-}
-
-#[cfg(test)]
-impl SqliteReader {
-    /// SQLite's plan for the query, one line per step.
-    pub fn plan(&self) -> rusqlite::Result<Vec<String>> {
-        let conn = self.take()?;
-        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {LIVE_ACCOUNT}"))?;
-        let rows = statement.query_map((b"x".as_slice(), "t"), |row| row.get::<_, String>(3))?;
-        rows.collect()
     }
 }
 

@@ -69,10 +69,11 @@ impl Extension for ParsedDocuments {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        if let Some(document) = self.cached(&request.query) {
+        // Texts too long to be kept are not looked up either (hashing them is not free).
+        let cacheable = request.query.len() <= MAX_CACHED_BYTES;
+        if let Some(document) = cacheable.then(|| self.cached(&request.query)).flatten() {
             request.set_parsed_query(document);
         } else {
-            let cacheable = request.query.len() <= MAX_CACHED_BYTES;
             // A document that does not parse is left for the usual parse error.
             if let Ok(document) = request.parsed_query() {
                 if expansion::expanded_fields(document) > self.max_fields {
@@ -154,14 +155,7 @@ mod tests {
         }
         assert_eq!(cached(&documents), 1, "only the document that parsed");
         // A fragment bomb is refused every time, and never kept.
-        let mut bomb = "{ ...F29 } fragment F0 on Query { value }".to_owned();
-        for i in 1..30 {
-            bomb.push_str(&format!(
-                " fragment F{i} on Query {{ ...F{} ...F{} }}",
-                i - 1,
-                i - 1
-            ));
-        }
+        let bomb = expansion::tests::bomb(30);
         for _ in 0..2 {
             let refused = schema.execute(bomb.as_str()).await;
             assert!(refused.errors[0].message.contains("Query is too large"));

@@ -87,7 +87,7 @@ fn size_of<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn expanded(query: &str) -> usize {
@@ -95,7 +95,7 @@ mod tests {
     }
 
     /// `levels` fragments, each spreading the previous one twice.
-    fn bomb(levels: usize) -> String {
+    pub(in crate::graphql) fn bomb(levels: usize) -> String {
         let mut doc = format!(
             "{{ ...F{} }} fragment F0 on Query {{ __typename }}",
             levels - 1
