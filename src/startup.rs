@@ -8,8 +8,9 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::auth::AuthService;
-use crate::config::Settings;
-use crate::http::{AppState, ClientIpResolver, router};
+use crate::config::{HttpSettings, Settings};
+use crate::graphql::Executor;
+use crate::http::{AppState, ClientIpResolver, routes};
 
 /// How often idle rate-limit keys are forgotten.
 const LIMITER_SWEEP: Duration = Duration::from_secs(60);
@@ -33,7 +34,8 @@ pub enum StartupError {
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    routes: axum::Router,
+    http: HttpSettings,
     auth: Arc<AuthService>,
 }
 
@@ -54,16 +56,15 @@ impl Application {
         db: DatabaseConnection,
     ) -> Result<Self, StartupError> {
         let auth = Arc::new(AuthService::new(db.clone(), &settings));
-        let schema = crate::graphql::build_schema(auth.clone(), &settings.graphql);
         let state = AppState {
-            schema,
+            executor: Executor::new(auth.clone(), &settings.graphql),
             db,
-            client_ip: Arc::new(ClientIpResolver::new(settings.http.trusted_proxies.clone())),
+            client_ip: ClientIpResolver::new(settings.http.trusted_proxies.clone()),
             max_batch: settings.graphql.max_batch,
             graphiql: settings
                 .graphql
                 .graphiql
-                .then(|| Arc::new(crate::http::GraphiqlPage::new())),
+                .then(crate::http::GraphiqlPage::new),
         };
         let addr = SocketAddr::new(settings.host, settings.port);
         let listener = TcpListener::bind(addr)
@@ -71,7 +72,8 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?;
         Ok(Self {
             listener,
-            router: router(state, &settings),
+            routes: routes(state),
+            http: settings.http,
             auth,
         })
     }
@@ -119,13 +121,7 @@ impl Application {
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop)
-        .await;
+        let served = crate::http::serve(self.listener, self.routes, &self.http, stop).await;
         sweeper.abort();
         purger.abort();
         served

@@ -1,21 +1,28 @@
 //! `ParsedDocuments`: each distinct query text is parsed, and checked for fragment bombs,
-//! once; later requests with the same text reuse the parsed document.
+//! once; later requests with the same text reuse the parsed document. A text that has
+//! passed validation without variables is not validated again without variables.
 //!
-//! Front ends send the same few documents over and over (`me` on every page view), and
-//! parsing one with async-graphql's pest grammar cost more than everything else a `me`
-//! request does outside the database (see `bench/FINDINGS.md`). The parsed document only
-//! depends on the text, so a cache keyed by the text is exact; validation still runs on
-//! every request (it depends on the variables). The cache is bounded in entries and in the
-//! length of the texts it keeps, so documents that change on every request (or an attacker
-//! sending such) only cost the parse they would have cost anyway.
+//! Front ends send the same few documents over and over (`me` on every page view).
+//! Parsing one with async-graphql's pest grammar cost more than everything else a `me`
+//! request does outside the database, and validating it was then a quarter of the
+//! instructions of a `me` request (see `bench/FINDINGS.md`).
+//!
+//! Both are exact. The parsed document depends only on the text. Validation depends on
+//! the schema and its limits (fixed for the life of the process), the text, the name of
+//! the operation to run and the variables; so a result is kept per text and operation
+//! name, and used only for requests that have no variables. Requests with variables are
+//! validated every time: a variable's value can make a document invalid, and keying on
+//! the values would keep passwords and tokens in memory.
+//!
+//! The cache is bounded in entries and in the length of the texts it keeps, so documents
+//! that change on every request (or an attacker sending such) only cost the parse they
+//! would have cost anyway.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError, ServerResult};
+use async_graphql::{Request, ServerError, ValidationResult};
 use hashlink::LruCache;
 
 use super::expansion;
@@ -24,11 +31,21 @@ use super::expansion;
 const CAPACITY: usize = 128;
 /// Longer texts are parsed every time (real clients' operations are far shorter).
 const MAX_CACHED_BYTES: usize = 4 * 1024;
+/// Validation results kept per document (one per operation name asked for).
+const MAX_VALIDATIONS: usize = 4;
 
-/// The extension; one cache shared by every request of the schema.
+type Cache = Arc<Mutex<LruCache<String, Entry>>>;
+
+struct Entry {
+    document: ExecutableDocument,
+    /// Operation name and the result of validating the document for it, without variables.
+    validated: Vec<(Option<String>, ValidationResult)>,
+}
+
+/// The cache; one shared by every request of the schema.
 #[derive(Clone)]
 pub struct ParsedDocuments {
-    cache: Arc<Mutex<LruCache<String, ExecutableDocument>>>,
+    cache: Cache,
     max_fields: usize,
 }
 
@@ -42,62 +59,138 @@ impl ParsedDocuments {
         }
     }
 
-    fn cached(&self, query: &str) -> Option<ExecutableDocument> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(query).cloned()
+    fn lock(&self) -> MutexGuard<'_, LruCache<String, Entry>> {
+        lock(&self.cache)
     }
 
-    fn keep(&self, query: String, document: ExecutableDocument) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(query, document);
+    /// Hands `request` its parsed document, from the cache or parsed now, so async-graphql
+    /// does not parse it again; its own post-parse checks (recursion depth, directives)
+    /// still run on every request, and validation on every request that is not known to
+    /// pass it. A fragment bomb is refused as a request error; a document that does not
+    /// parse is left for async-graphql's parse error.
+    ///
+    /// Done here rather than in async-graphql extension hooks, which run for every field
+    /// of every request once any hook is installed; [`KnownValidations`] is the one hook
+    /// that has to be inside.
+    pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
+        // Texts too long to be kept are not looked up either (hashing them is not free).
+        let cacheable = request.query.len() <= MAX_CACHED_BYTES;
+        let no_variables = request.variables.is_empty();
+        let hit = cacheable
+            .then(|| {
+                let mut cache = self.lock();
+                let entry = cache.get(&request.query)?;
+                let known = entry
+                    .validated
+                    .iter()
+                    .find(|(name, _)| *name == request.operation_name)
+                    .map(|(_, result)| *result);
+                Some((entry.document.clone(), known))
+            })
+            .flatten();
+        if let Some((document, known)) = hit {
+            request.set_parsed_query(document);
+            return Ok(match known {
+                Some(result) if no_variables => request.data(Validated(result)),
+                None if no_variables => self.remember(request),
+                _ => request,
+            });
+        }
+        if let Ok(document) = request.parsed_query() {
+            if expansion::expanded_fields(document) > self.max_fields {
+                return Err(ServerError::new(
+                    format!(
+                        "Query is too large: its fragments expand to more than {} fields",
+                        self.max_fields
+                    ),
+                    None,
+                ));
+            }
+            if cacheable {
+                let entry = Entry {
+                    document: document.clone(),
+                    validated: Vec::new(),
+                };
+                self.lock().insert(request.query.clone(), entry);
+                if no_variables {
+                    return Ok(self.remember(request));
+                }
+            }
+        }
+        Ok(request)
+    }
+
+    /// Asks [`KnownValidations`] to record the result of validating `request`.
+    fn remember(&self, request: Request) -> Request {
+        let remember = Remember {
+            cache: self.cache.clone(),
+            query: request.query.clone(),
+            operation: request.operation_name.clone(),
+        };
+        request.data(remember)
     }
 }
 
-impl ExtensionFactory for ParsedDocuments {
+fn lock(cache: &Cache) -> MutexGuard<'_, LruCache<String, Entry>> {
+    cache.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Request data: the result of validating this request's text and operation without
+/// variables, known from an earlier request.
+struct Validated(ValidationResult);
+
+/// Request data: where to record the result of validating this request.
+struct Remember {
+    cache: Cache,
+    query: String,
+    operation: Option<String>,
+}
+
+impl Remember {
+    fn record(&self, result: ValidationResult) {
+        let mut cache = lock(&self.cache);
+        // The entry may have been evicted meanwhile; then there is nothing to add to.
+        if let Some(entry) = cache.get_mut(&self.query) {
+            let known = entry.validated.iter().any(|(n, _)| *n == self.operation);
+            if !known && entry.validated.len() < MAX_VALIDATIONS {
+                entry.validated.push((self.operation.clone(), result));
+            }
+        }
+    }
+}
+
+/// The async-graphql extension of [`ParsedDocuments`]: validation is skipped for a request
+/// whose result is known, and recorded for one that asks for it. Only passing results are
+/// kept; a document that fails validation is validated (and fails) every time.
+pub struct KnownValidations;
+
+impl ExtensionFactory for KnownValidations {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(self.clone())
+        Arc::new(KnownValidations)
     }
 }
 
 #[async_graphql::async_trait::async_trait]
-impl Extension for ParsedDocuments {
-    /// Runs before async-graphql's own post-parse checks (its recursion-depth check expands
-    /// spreads too). The document is handed on in the request, so it is not parsed again.
-    async fn prepare_request(
+impl Extension for KnownValidations {
+    async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        // Texts too long to be kept are not looked up either (hashing them is not free).
-        let cacheable = request.query.len() <= MAX_CACHED_BYTES;
-        if let Some(document) = cacheable.then(|| self.cached(&request.query)).flatten() {
-            request.set_parsed_query(document);
-        } else {
-            // A document that does not parse is left for the usual parse error.
-            if let Ok(document) = request.parsed_query() {
-                if expansion::expanded_fields(document) > self.max_fields {
-                    return Err(ServerError::new(
-                        format!(
-                            "Query is too large: its fragments expand to more than {} fields",
-                            self.max_fields
-                        ),
-                        None,
-                    ));
-                }
-                if cacheable {
-                    let document = document.clone();
-                    self.keep(request.query.clone(), document);
-                }
-            }
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        if let Some(Validated(result)) = ctx.data_opt::<Validated>() {
+            return Ok(*result);
         }
-        next.run(ctx, request).await
+        let result = next.run(ctx).await;
+        if let (Ok(result), Some(remember)) = (&result, ctx.data_opt::<Remember>()) {
+            remember.record(*result);
+        }
+        result
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Response, Schema};
 
     use super::*;
 
@@ -110,14 +203,108 @@ mod tests {
         }
     }
 
-    fn schema(documents: &ParsedDocuments) -> Schema<Query, EmptyMutation, EmptySubscription> {
-        Schema::build(Query, EmptyMutation, EmptySubscription)
-            .extension(documents.clone())
-            .finish()
+    /// The schema behind the cache, as `Executor` runs them.
+    struct Harness {
+        schema: Schema<Query, EmptyMutation, EmptySubscription>,
+        documents: ParsedDocuments,
+    }
+
+    impl Harness {
+        async fn execute(&self, request: impl Into<Request>) -> Response {
+            match self.documents.prepare(request.into()) {
+                Ok(request) => self.schema.execute(request).await,
+                Err(error) => Response::from_errors(vec![error]),
+            }
+        }
+    }
+
+    fn schema(documents: &ParsedDocuments) -> Harness {
+        Harness {
+            schema: Schema::build(Query, EmptyMutation, EmptySubscription)
+                .extension(KnownValidations)
+                .finish(),
+            documents: documents.clone(),
+        }
     }
 
     fn cached(documents: &ParsedDocuments) -> usize {
         documents.cache.lock().unwrap().len()
+    }
+
+    /// The operation names `query` is known to validate for without variables.
+    fn known(documents: &ParsedDocuments, query: &str) -> Vec<Option<String>> {
+        documents
+            .lock()
+            .peek(query)
+            .map(|entry| entry.validated.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `prepare` hands `request` a known validation result.
+    fn skips_validation(documents: &ParsedDocuments, request: Request) -> bool {
+        let prepared = documents.prepare(request).unwrap();
+        prepared
+            .data
+            .contains_key(&std::any::TypeId::of::<Validated>())
+    }
+
+    #[tokio::test]
+    async fn a_validation_is_reused_only_without_variables_and_for_its_operation() {
+        let documents = ParsedDocuments::for_complexity(500);
+        let schema = schema(&documents);
+        let query = "query A($n: Int) { value(add: $n) } query B { value }";
+        let op = |name: &str| Request::new(query).operation_name(name);
+        assert!(!skips_validation(&documents, op("A")), "not validated yet");
+        for name in ["A", "B", "A"] {
+            let response = schema.execute(op(name)).await;
+            assert_eq!(response.errors, vec![], "{name}");
+            assert_eq!(response.data.into_json().unwrap()["value"], 1);
+        }
+        assert_eq!(
+            known(&documents, query),
+            vec![Some("A".to_owned()), Some("B".to_owned())]
+        );
+        assert!(skips_validation(&documents, op("A")));
+        assert!(
+            !skips_validation(&documents, Request::new(query)),
+            "no name"
+        );
+
+        // With variables the known result is not used: a bad value is still refused
+        // before anything runs, and a good one still counts.
+        let with = |n: serde_json::Value| {
+            op("A").variables(async_graphql::Variables::from_json(
+                serde_json::json!({ "n": n }),
+            ))
+        };
+        assert!(!skips_validation(&documents, with(serde_json::json!(2))));
+        let refused = schema.execute(with(serde_json::json!("two"))).await;
+        assert_eq!(refused.data, async_graphql::Value::Null);
+        assert!(
+            refused.errors[0].message.contains("Invalid value"),
+            "{:?}",
+            refused.errors
+        );
+        let response = schema.execute(with(serde_json::json!(2))).await;
+        assert_eq!(response.data.into_json().unwrap()["value"], 3);
+    }
+
+    #[tokio::test]
+    async fn a_document_that_fails_validation_fails_every_time() {
+        let documents = ParsedDocuments::for_complexity(500);
+        let schema = schema(&documents);
+        for _ in 0..3 {
+            let response = schema.execute("{ value nope }").await;
+            assert!(response.errors[0].message.contains("Unknown field"));
+        }
+        assert_eq!(
+            known(&documents, "{ value nope }"),
+            Vec::<Option<String>>::new()
+        );
+        assert!(!skips_validation(
+            &documents,
+            Request::new("{ value nope }")
+        ));
     }
 
     #[tokio::test]

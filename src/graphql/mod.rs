@@ -11,7 +11,12 @@ mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+
+use async_graphql::{
+    BatchRequest, BatchResponse, EmptySubscription, Request, Response, SDLExportOptions, Schema,
+};
 
 pub use context::RequestContext;
 pub use mutation::Mutation;
@@ -22,17 +27,58 @@ use crate::config::GraphqlSettings;
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema with its limits and the auth service every resolver reaches through `ctx`.
-pub fn build_schema(auth: Arc<AuthService>, limits: &GraphqlSettings) -> AppSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
-        .data(auth)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .extension(documents::ParsedDocuments::for_complexity(
-            limits.max_complexity,
-        ))
-        .extension(input_errors::InputErrorCodes)
-        .finish()
+/// Runs operations: the schema (built once, with its limits and the auth service every
+/// resolver reaches through `ctx`) and what runs around it on each operation.
+///
+/// The schema has one async-graphql extension, for the validations the document cache
+/// knows: with any installed, every field goes through the extension chain, so the
+/// document cache runs before execution and the error codes after it instead.
+#[derive(Clone)]
+pub struct Executor {
+    schema: AppSchema,
+    documents: documents::ParsedDocuments,
+}
+
+impl Executor {
+    pub fn new(auth: Arc<AuthService>, limits: &GraphqlSettings) -> Self {
+        let schema = Schema::build(Query, Mutation, EmptySubscription)
+            .data(auth)
+            .limit_depth(limits.max_depth)
+            .limit_complexity(limits.max_complexity)
+            .extension(documents::KnownValidations)
+            .finish();
+        Self {
+            schema,
+            documents: documents::ParsedDocuments::for_complexity(limits.max_complexity),
+        }
+    }
+
+    /// One operation.
+    pub async fn execute(&self, request: Request) -> Response {
+        let request = match self.documents.prepare(request) {
+            Ok(request) => request,
+            Err(error) => return Response::from_errors(vec![error]),
+        };
+        let mut response = self.schema.execute(request).await;
+        input_errors::add_codes(&mut response);
+        response
+    }
+
+    /// One operation or a batch, whose operations run concurrently (as async-graphql runs
+    /// them) and answer in order.
+    pub async fn execute_batch(&self, batch: BatchRequest) -> BatchResponse {
+        match batch {
+            BatchRequest::Single(request) => BatchResponse::Single(self.execute(request).await),
+            BatchRequest::Batch(requests) => BatchResponse::Batch(
+                requests
+                    .into_iter()
+                    .map(|request| self.execute(request))
+                    .collect::<FuturesOrdered<_>>()
+                    .collect()
+                    .await,
+            ),
+        }
+    }
 }
 
 /// The SDL that `schema.graphql` must equal (`auth-server schema > schema.graphql`). It

@@ -1,13 +1,13 @@
 //! `/graphql`: POST and GET execution, GraphiQL, batching and response shaping.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -84,11 +84,13 @@ impl Default for GraphiqlPage {
 
 /// POST: a JSON body holding one operation or a batch of at most `max_batch`.
 pub async fn post_handler(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    mut request: Request,
 ) -> Response {
+    // Taken rather than extracted: the `HeaderMap` extractor clones the map.
+    let headers = std::mem::take(request.headers_mut());
+    let body = Bytes::from_request(request, &()).await;
     if !is_json(&headers) {
         // Also keeps browsers' preflight-free "simple" cross-origin POSTs out.
         return error_response(
@@ -234,7 +236,7 @@ fn not_acceptable() -> Response {
 
 /// GET: GraphiQL for a browser without a query; otherwise a query (never a mutation).
 pub async fn get_handler(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
@@ -332,7 +334,7 @@ async fn execute(
             BatchRequest::Batch(rs.into_iter().map(|r| r.data(context())).collect())
         }
     };
-    let response = state.schema.execute_batch(request).await;
+    let response = state.executor.execute_batch(request).await;
     shape(response, media)
 }
 

@@ -1,5 +1,6 @@
 //! `GET /health`: the process answers, and whether the database does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -12,7 +13,7 @@ use super::AppState;
 /// The probe gives up after this, so `/health` never hangs on a dead database.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn handler(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn handler(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let up = matches!(
         tokio::time::timeout(PROBE_TIMEOUT, state.db.ping()).await,
         Ok(Ok(()))

@@ -5,14 +5,21 @@ mod graphql;
 mod health;
 mod security;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
 use axum::routing::get;
 use http::{HeaderName, StatusCode};
 use sea_orm::DatabaseConnection;
-use tower::ServiceBuilder;
+use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -22,61 +29,102 @@ use tower_http::trace::TraceLayer;
 pub use client_ip::ClientIpResolver;
 pub use graphql::GraphiqlPage;
 
-use crate::config::Settings;
-use crate::graphql::AppSchema;
+use crate::config::HttpSettings;
+use crate::graphql::Executor;
 
 /// A request that takes longer than this is answered 408 and dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of every handler.
-#[derive(Clone)]
 pub struct AppState {
-    /// The GraphQL schema, built once.
-    pub schema: AppSchema,
+    /// Runs GraphQL operations on the schema, built once.
+    pub executor: Executor,
     /// Probed by `/health`.
     pub db: DatabaseConnection,
     /// Finds the client address behind trusted proxies.
-    pub client_ip: Arc<ClientIpResolver>,
+    pub client_ip: ClientIpResolver,
     /// Most operations accepted in one batched POST.
     pub max_batch: usize,
     /// The playground page and its CSP, when enabled.
-    pub graphiql: Option<Arc<graphql::GraphiqlPage>>,
+    pub graphiql: Option<graphql::GraphiqlPage>,
 }
 
-/// Builds the router with every layer.
-pub fn router(state: AppState, settings: &Settings) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    let graphql_routes = Router::new()
+/// The routes, without middleware (see [`serve`]).
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::handler))
         .route(
             "/graphql",
             get(graphql::get_handler).post(graphql::post_handler),
         )
-        .layer(RequestBodyLimitLayer::new(settings.http.max_body_bytes));
-    let app = Router::new()
-        .route("/health", get(health::handler))
-        .merge(graphql_routes)
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
-        .with_state(state)
-        .layer(security::cors(&settings.http));
-    security::with_headers(app, &settings.http).layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        // The path only: query strings may carry tokens or variables.
-                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-                    }),
-                )
-                .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(CatchPanicLayer::new())
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    REQUEST_TIMEOUT,
-                )),
+        .with_state(Arc::new(state))
+}
+
+/// `routes` inside every layer, outermost first: security headers, request id, the
+/// request's log span, the id echoed in the response, panics as 500, the timeout, CORS and
+/// the body limit.
+///
+/// The layers wrap the router as one service instead of going through `Router::layer`,
+/// which boxes each layer around each route and clones the boxes on every request (about
+/// 4 % of a `me` request's CPU; see `bench/FINDINGS.md`).
+pub fn app(
+    routes: Router,
+    settings: &HttpSettings,
+) -> impl Service<
+    Request,
+    Response = Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response, Infallible>> + Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    let request_id = HeaderName::from_static("x-request-id");
+    let headers = security::Headers::new(settings);
+    ServiceBuilder::new()
+        .map_response(move |response: http::Response<_>| {
+            let mut response = response.map(Body::new);
+            headers.add_to(response.headers_mut());
+            response
+        })
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The id only: method and path are POST /graphql for nearly every request,
+                // and formatting a span's fields is most of its cost.
+                tracing::info_span!("request", request_id = %id)
+            }),
         )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(security::Cors::new(settings))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .service(routes)
+}
+
+/// Serves `routes` with every layer on `listener` until `stop` completes, then drains
+/// in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Router,
+    settings: &HttpSettings,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(routes, settings);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+    )
+    .with_graceful_shutdown(stop)
+    .await
 }
