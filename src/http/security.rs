@@ -168,9 +168,7 @@ impl Headers {
 
     pub fn add_to(&self, headers: &mut HeaderMap) {
         for (name, value) in self.0.iter() {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
-            }
+            headers.entry(name).or_insert_with(|| value.clone());
         }
     }
 }
