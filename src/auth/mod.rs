@@ -683,7 +683,7 @@ mod tests {
                  INSERT INTO users (id, email, password_hash, created_at, updated_at) \
                  SELECT randomblob(16), 'user' || i || '@example.com', 'x', 't', 't' FROM n; \
                  INSERT INTO sessions (id, user_id, created_at, expires_at) \
-                 SELECT randomblob(16), id, 't', 't' FROM users WHERE password_hash = 'x'; \
+                 SELECT randomblob(16), id, '0', '0' FROM users WHERE password_hash = 'x'; \
                  ANALYZE;",
             )
             .await
@@ -723,6 +723,30 @@ mod tests {
         };
         let pool = plan_of(&pool_sql);
         assert!(by_primary_key(&pool), "pool: {pool_sql}: {pool:?}");
+
+        // With these statistics, SQLite's STAT4 estimate from the bound session id would
+        // make every new id re-prepare the inline reader's statement; it must not.
+        let reader = SqliteReader::for_url(&url).unwrap();
+        let ids: Vec<Vec<u8>> = conn
+            .prepare("SELECT id FROM sessions LIMIT 20")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut found = 0;
+        for id in &ids {
+            let id = Uuid::from_slice(id).unwrap();
+            found += reader.live_account(id, now()).unwrap().is_some() as usize;
+        }
+        assert_eq!(found, 0, "the seeded sessions expired at '0'");
+        assert!(
+            reader
+                .live_account(last.session_id, now())
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(reader.reprepares(), 0);
     }
 
     #[tokio::test]

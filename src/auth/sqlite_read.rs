@@ -19,6 +19,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;
@@ -91,6 +92,12 @@ impl SqliteReader {
         // a thousand accounts. Allocated only as pages are read; about one connection
         // per core is in use. (Mapping the file instead did not help.)
         conn.pragma_update(None, "cache_size", -(PAGE_CACHE_KIB as i64))?;
+        // Plans must not depend on the values bound: with `ANALYZE` statistics in the file
+        // (an operator's `ANALYZE` or `PRAGMA optimize`), SQLite's STAT4 estimates from a
+        // bound value mark the statement, and every new session id re-prepared it: 26 % of
+        // the server's CPU with a million accounts (see `bench/FINDINGS.md`). Our lookups
+        // are by primary key; the value cannot improve their plan.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         Ok(conn)
     }
 
@@ -153,6 +160,20 @@ impl SqliteReader {
             created_at: instant(&created_at).ok_or(ReadError::Decode("users.created_at"))?,
             updated_at: instant(&updated_at).ok_or(ReadError::Decode("users.updated_at"))?,
         }))
+    }
+}
+
+#[cfg(test)]
+impl SqliteReader {
+    /// How often the guard's statement on an idle connection has been prepared again.
+    pub(super) fn reprepares(&self) -> i32 {
+        let conn = self.take().unwrap();
+        let count = conn
+            .prepare_cached(LIVE_ACCOUNT)
+            .unwrap()
+            .get_status(rusqlite::StatementStatus::RePrepare);
+        self.give_back(conn);
+        count
     }
 }
 

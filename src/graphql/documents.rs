@@ -14,6 +14,10 @@
 //! validated every time: a variable's value can make a document invalid, and keying on
 //! the values would keep passwords and tokens in memory.
 //!
+//! Texts with a string literal (`"`) are never kept: a password or a token written into
+//! the document instead of a variable must not outlive its request in the cache. Clients
+//! that send such texts are typed by hand (GraphiQL); generated clients use variables.
+//!
 //! The cache is bounded in entries and in the length of the texts it keeps, so documents
 //! that change on every request (or an attacker sending such) only cost the parse they
 //! would have cost anyway.
@@ -73,8 +77,8 @@ impl ParsedDocuments {
     /// of every request once any hook is installed; [`KnownValidations`] is the one hook
     /// that has to be inside.
     pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
-        // Texts too long to be kept are not looked up either (hashing them is not free).
-        let cacheable = request.query.len() <= MAX_CACHED_BYTES;
+        // Texts that are not kept are not looked up either (hashing them is not free).
+        let cacheable = keeps(&request.query);
         let no_variables = request.variables.is_empty();
         let hit = cacheable
             .then(|| {
@@ -129,6 +133,12 @@ impl ParsedDocuments {
         };
         request.data(remember)
     }
+}
+
+/// Whether a text may be kept: short enough, and without a string literal, which could be
+/// a secret (a comment with a quote is refused too, which only costs a parse).
+fn keeps(query: &str) -> bool {
+    query.len() <= MAX_CACHED_BYTES && !query.contains('"')
 }
 
 fn lock(cache: &Cache) -> MutexGuard<'_, LruCache<String, Entry>> {
@@ -351,6 +361,10 @@ mod tests {
         // Past MAX_CACHED_BYTES a document runs but is not kept.
         let long = format!("{{ value {} }}", " ".repeat(MAX_CACHED_BYTES));
         assert_eq!(schema.execute(long.as_str()).await.errors, vec![]);
+        assert_eq!(cached(&documents), 1);
+        // Nor is one with a string literal, which could be a secret.
+        let literal = r#"{ value __type(name: "Query") { name } }"#;
+        assert_eq!(schema.execute(literal).await.errors, vec![]);
         assert_eq!(cached(&documents), 1);
     }
 }
