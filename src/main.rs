@@ -8,6 +8,9 @@ use auth_server::{Application, db, telemetry};
 use clap::Parser;
 use migration::{Migrator, MigratorTrait};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
