@@ -1,4 +1,6 @@
 //! Entry point: parse the command line, read settings, start tracing, hand over.
+//! mimalloc is the allocator: about 10 % fewer instructions per request than glibc's
+//! (bench/FINDINGS.md).
 
 use std::process::ExitCode;
 
