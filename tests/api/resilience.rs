@@ -188,17 +188,20 @@ async fn the_server_reports_an_outage_and_recovers_by_itself(backend: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_mysql), ignore = "TEST_MYSQL_URL was not set at build time")]
 async fn mysql_outage_is_reported_and_recovered() {
-    if Backend::Mysql.available() {
-        the_server_reports_an_outage_and_recovers_by_itself(Backend::Mysql).await;
-    }
+    Backend::Mysql.require();
+    the_server_reports_an_outage_and_recovers_by_itself(Backend::Mysql).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_postgres),
+    ignore = "TEST_POSTGRES_URL was not set at build time"
+)]
 async fn postgres_outage_is_reported_and_recovered() {
-    if Backend::Postgres.available() {
-        the_server_reports_an_outage_and_recovers_by_itself(Backend::Postgres).await;
-    }
+    Backend::Postgres.require();
+    the_server_reports_an_outage_and_recovers_by_itself(Backend::Postgres).await;
 }
 
 #[test]
