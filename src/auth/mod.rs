@@ -195,6 +195,7 @@ impl AuthService {
         let row = user::ActiveModel {
             id: Set(account.id),
             email: Set(account.email.clone()),
+            email_skeleton: Set(Some(email.skeleton_key())),
             username: Set(account.username.clone()),
             username_normalized: Set(username.as_ref().map(Username::normalized)),
             password_hash: Set(password_hash),
@@ -404,16 +405,17 @@ impl AuthService {
         }
     }
 
-    /// Refuses an email or username that another account has (case-insensitively).
+    /// Refuses an email that another account has or one that looks like it (same
+    /// skeleton key), and a username another account has (case-insensitively).
     async fn ensure_available(
         &self,
         email: &Email,
         username: Option<&Username>,
     ) -> Result<(), AuthError> {
-        if self
-            .any_user(user::Column::Email.eq(email.as_str()))
-            .await?
-        {
+        let taken = Condition::any()
+            .add(user::Column::Email.eq(email.as_str()))
+            .add(user::Column::EmailSkeleton.eq(email.skeleton_key()));
+        if self.any_user(taken).await? {
             return Err(AuthError::EmailTaken);
         }
         if let Some(username) = username {
@@ -426,7 +428,10 @@ impl AuthService {
     }
 
     /// Whether a user matches `condition` (reads only the id).
-    async fn any_user(&self, condition: sea_orm::sea_query::SimpleExpr) -> Result<bool, DbErr> {
+    async fn any_user(
+        &self,
+        condition: impl sea_orm::sea_query::IntoCondition,
+    ) -> Result<bool, DbErr> {
         let found = user::Entity::find()
             .select_only()
             .column(user::Column::Id)
