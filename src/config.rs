@@ -212,6 +212,18 @@ impl Settings {
             return Err(ConfigError::new("BCRYPT_COST", "must be between 4 and 31"));
         }
 
+        let trusted_proxies: Vec<IpNet> = list(get("TRUSTED_PROXIES"))
+            .iter()
+            .map(|p| parse_proxy(p))
+            .collect::<Result<_, _>>()?;
+        for net in trusted_proxies.iter().filter(|net| net.prefix_len() == 0) {
+            warnings.push(format!(
+                "TRUSTED_PROXIES contains {net}, which holds every address: any client can \
+                 choose its own address with X-Forwarded-For and escape the per-IP rate \
+                 limits; list only your load balancers"
+            ));
+        }
+
         let settings = Settings {
             environment,
             host: parse(&get, "HOST", IpAddr::from([127, 0, 0, 1]))?,
@@ -256,10 +268,7 @@ impl Settings {
             },
             http: HttpSettings {
                 cors_allowed_origins: list(get("CORS_ALLOWED_ORIGINS")),
-                trusted_proxies: list(get("TRUSTED_PROXIES"))
-                    .iter()
-                    .map(|p| parse_proxy(p))
-                    .collect::<Result<_, _>>()?,
+                trusted_proxies,
                 max_body_bytes: positive(&get, "MAX_BODY_BYTES", 64 * 1024usize)?,
                 hsts_max_age: match duration(&get, "HSTS_MAX_AGE", "0s")? {
                     d if d.is_zero() => None,
@@ -498,6 +507,26 @@ mod tests {
         assert_eq!(
             from(&[("GRAPHIQL_ENABLED", "maybe")]).unwrap_err().var,
             "GRAPHIQL_ENABLED"
+        );
+    }
+
+    #[test]
+    fn a_catch_all_trusted_proxy_range_is_warned_about() {
+        for catch_all in ["0.0.0.0/0", "::/0"] {
+            let s = from(&[("TRUSTED_PROXIES", &format!("10.0.0.0/8, {catch_all}"))]).unwrap();
+            let warned: Vec<_> = s
+                .warnings
+                .iter()
+                .filter(|w| w.starts_with("TRUSTED_PROXIES"))
+                .collect();
+            assert_eq!(warned.len(), 1, "{catch_all}: {:?}", s.warnings);
+            assert!(warned[0].contains(catch_all), "{}", warned[0]);
+        }
+        let s = from(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1, fd00::/8")]).unwrap();
+        assert!(
+            !s.warnings.iter().any(|w| w.starts_with("TRUSTED_PROXIES")),
+            "{:?}",
+            s.warnings
         );
     }
 

@@ -105,6 +105,7 @@ async fn seed(out: &str, hash: &str, hot: usize, login: usize, filler: usize) ->
 
     let new_user = |email: String| user::ActiveModel {
         id: Set(Uuid::new_v4()),
+        email_skeleton: Set(Some(migration::email_key::skeleton_key(&email))),
         email: Set(email),
         username: Set(None),
         username_normalized: Set(None),

@@ -6,6 +6,9 @@ mod m20261122_000001_create_users;
 mod m20261122_000002_create_sessions;
 mod m20261122_000003_create_refresh_tokens;
 mod m20261122_000004_binary_collation_for_lookup_keys;
+mod m20261201_000005_email_skeleton;
+
+pub mod email_key;
 
 /// The ordered list of migrations the server applies at start-up.
 pub struct Migrator;
@@ -18,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_sessions::Migration),
             Box::new(m20261122_000003_create_refresh_tokens::Migration),
             Box::new(m20261122_000004_binary_collation_for_lookup_keys::Migration),
+            Box::new(m20261201_000005_email_skeleton::Migration),
         ]
     }
 }

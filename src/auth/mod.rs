@@ -195,6 +195,7 @@ impl AuthService {
         let row = user::ActiveModel {
             id: Set(account.id),
             email: Set(account.email.clone()),
+            email_skeleton: Set(Some(email.skeleton_key())),
             username: Set(account.username.clone()),
             username_normalized: Set(username.as_ref().map(Username::normalized)),
             password_hash: Set(password_hash),
@@ -241,11 +242,41 @@ impl AuthService {
         let Some(found) = found.filter(|_| matched) else {
             return Err(AuthError::InvalidCredentials);
         };
+        if self.passwords.needs_rehash(&found.password_hash) {
+            self.upgrade_password_hash(&found, password).await;
+        }
         let at = now();
         let txn = self.db.begin().await?;
         let issued = self.open_session(&txn, found.into(), at).await?;
         txn.commit().await?;
         Ok(issued)
+    }
+
+    /// Replaces `user`'s outdated password hash (see [`PasswordHasher::needs_rehash`]) by
+    /// one of `password`, which has just verified against it. Never fails the login: a
+    /// rehash shed by the busy pool or an update that fails is logged, and the next login
+    /// tries again. The update applies only if the stored hash is still the one verified,
+    /// so it cannot undo a password change made in between.
+    async fn upgrade_password_hash(&self, user: &user::Model, password: &str) {
+        let fresh = match self.passwords.rehash(password).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(user_id = %user.id, %error,
+                    "outdated password hash not upgraded; the next login tries again");
+                return;
+            }
+        };
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(fresh))
+            .filter(user::Column::Id.eq(user.id))
+            .filter(user::Column::PasswordHash.eq(user.password_hash.as_str()))
+            .exec(&self.db)
+            .await;
+        match updated {
+            Ok(_) => tracing::info!(user_id = %user.id, "password hash upgraded"),
+            Err(error) => tracing::warn!(user_id = %user.id, %error,
+                "outdated password hash not stored; the next login tries again"),
+        }
     }
 
     /// Spends `presented` and returns a new pair. A spent token presented again after the
@@ -374,16 +405,17 @@ impl AuthService {
         }
     }
 
-    /// Refuses an email or username that another account has (case-insensitively).
+    /// Refuses an email that another account has or one that looks like it (same
+    /// skeleton key), and a username another account has (case-insensitively).
     async fn ensure_available(
         &self,
         email: &Email,
         username: Option<&Username>,
     ) -> Result<(), AuthError> {
-        if self
-            .any_user(user::Column::Email.eq(email.as_str()))
-            .await?
-        {
+        let taken = Condition::any()
+            .add(user::Column::Email.eq(email.as_str()))
+            .add(user::Column::EmailSkeleton.eq(email.skeleton_key()));
+        if self.any_user(taken).await? {
             return Err(AuthError::EmailTaken);
         }
         if let Some(username) = username {
@@ -396,7 +428,10 @@ impl AuthService {
     }
 
     /// Whether a user matches `condition` (reads only the id).
-    async fn any_user(&self, condition: sea_orm::sea_query::SimpleExpr) -> Result<bool, DbErr> {
+    async fn any_user(
+        &self,
+        condition: impl sea_orm::sea_query::IntoCondition,
+    ) -> Result<bool, DbErr> {
         let found = user::Entity::find()
             .select_only()
             .column(user::Column::Id)

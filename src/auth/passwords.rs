@@ -130,6 +130,33 @@ impl PasswordHasher {
         Ok(matched && representable && hash.is_some())
     }
 
+    /// The rehash policy: whether `stored`, which a login has just verified, should be
+    /// replaced by a fresh hash of the same password. True for anything new hashes would
+    /// not be: another bcrypt version or cost, or (later) another algorithm. An outdated
+    /// hash both weakens the account and verifies in another time than the dummy hash of
+    /// unknown accounts, which tells an enumerator the account exists.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        match stored.parse::<bcrypt::HashParts>() {
+            Ok(parts) => parts.get_cost() != self.cost || !stored.starts_with("$2b$"),
+            Err(_) => true,
+        }
+    }
+
+    /// A fresh hash, at the configured cost, of a password a login has just verified
+    /// (so it is representable; it need not meet today's password policy).
+    pub async fn rehash(&self, verified: &str) -> Result<String, AuthError> {
+        if verified.len() > MAX_PASSWORD_BYTES || verified.contains('\0') {
+            return Err(AuthError::internal_msg(
+                "cannot rehash an unrepresentable password",
+            ));
+        }
+        let password = verified.to_owned();
+        let cost = self.cost;
+        self.run(move || bcrypt::hash(password, cost))
+            .await?
+            .map_err(AuthError::internal)
+    }
+
     /// Computes the dummy hash ahead of the first unknown-account login.
     pub async fn warm_up(&self) -> Result<(), AuthError> {
         self.dummy_hash().await.map(|_| ())
@@ -249,6 +276,24 @@ mod tests {
         let hash = h.hash(&Password::parse(&pw).unwrap()).await.unwrap();
         assert!(h.verify(&pw, Some(&hash)).await.unwrap());
         assert!(!h.verify(&format!("{pw}x"), Some(&hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn only_hashes_of_another_cost_version_or_algorithm_need_a_rehash() {
+        let h = hasher(1, 4);
+        let current = h
+            .hash(&Password::parse("correct horse").unwrap())
+            .await
+            .unwrap();
+        assert!(!h.needs_rehash(&current));
+        let cheaper = bcrypt::hash("correct horse", 5).unwrap();
+        assert!(h.needs_rehash(&cheaper));
+        let older_version = current.replacen("$2b$", "$2a$", 1);
+        assert!(h.needs_rehash(&older_version));
+        assert!(h.needs_rehash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"));
+        let fresh = h.rehash("correct horse").await.unwrap();
+        assert!(!h.needs_rehash(&fresh));
+        assert!(h.verify("correct horse", Some(&fresh)).await.unwrap());
     }
 
     #[tokio::test]

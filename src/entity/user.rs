@@ -7,8 +7,12 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// Normalised: trimmed and lower-case.
+    /// Normalised: trimmed, NFKC and lower-case (`domain::Email`).
     pub email: String,
+    /// The look-alike key of `email` (`domain::Email::skeleton_key`), under a unique index
+    /// so no two accounts have addresses that display alike. NULL only on rows the
+    /// migration that added it found to look like an older account's.
+    pub email_skeleton: Option<String>,
     /// As the user typed it.
     pub username: Option<String>,
     /// Lower-case; carries the uniqueness.

@@ -17,7 +17,7 @@ impl Mutation {
         let auth = auth(ctx)?;
         let run = async {
             auth.count_register_attempt(request(ctx).map_err(|_| missing_context())?.client_ip())?;
-            let email = Email::parse(&input.email)?;
+            let email = Email::parse_new(&input.email)?;
             let password = Password::parse(&input.password)?;
             let username = input.username.as_deref().map(Username::parse).transpose()?;
             auth.register(email, password, username).await

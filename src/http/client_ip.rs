@@ -1,16 +1,33 @@
 //! Which address a request comes from: the socket peer, or behind trusted proxies the
-//! right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+//! right-most `X-Forwarded-For` hop that is not itself a trusted proxy.
+//!
+//! The header is walked from the right (the hop our own proxy wrote) towards the left (what
+//! the client wrote), and the walk stops at the first hop that is not a trusted proxy:
+//! nothing to its left is ever read, so whatever a client prepends, well-formed or not, can
+//! neither choose its address nor push it into someone else's bucket. A hop that is not an
+//! address (`unknown`, garbage, non-ASCII bytes) reached before any untrusted hop ends the
+//! walk too: nobody can say who is to its left, so the request is charged to the trusted
+//! hop that handed it over (the nearest proxy), never to an address read beyond it. A
+//! correctly configured proxy appends its peer's address and never gets there.
 
 use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 use ipnet::IpNet;
 
+/// Resolves the client address of a request from the peer and `TRUSTED_PROXIES`.
 pub struct ClientIpResolver {
     trusted: Vec<IpNet>,
 }
 
+/// One `X-Forwarded-For` entry, as read from the right.
+enum Hop {
+    Address(IpAddr),
+    Malformed,
+}
+
 impl ClientIpResolver {
+    /// A resolver that believes `X-Forwarded-For` only from peers inside `trusted`.
     pub fn new(trusted: Vec<IpNet>) -> Self {
         Self { trusted }
     }
@@ -20,33 +37,56 @@ impl ClientIpResolver {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 
+    /// The client address of a request that arrived from `peer` with `headers`.
     pub fn resolve(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer.ip());
         if !self.is_trusted(peer) {
             return peer;
         }
-        // Walk the chain from the nearest hop outwards; the first untrusted hop is the client.
-        let hops: Vec<IpAddr> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .map(|hop| hop.parse::<IpAddr>().ok())
-            .collect::<Option<Vec<_>>>()
-            // A malformed header is not believed at all.
-            .unwrap_or_default();
+        // `client` is always the nearest hop known to be an address; it starts at the peer.
         let mut client = peer;
-        for hop in hops.into_iter().rev().map(canonical) {
-            client = hop;
-            if !self.is_trusted(hop) {
-                break;
+        for hop in forwarded_hops_from_the_right(headers) {
+            match hop {
+                Hop::Address(ip) => {
+                    client = canonical(ip);
+                    if !self.is_trusted(client) {
+                        break;
+                    }
+                }
+                // The nearest trusted hop wrote something we cannot read: stop there.
+                Hop::Malformed => break,
             }
         }
         client
     }
 }
 
+/// The entries of every `X-Forwarded-For` line, right-most (nearest) first, lazily, so a
+/// long header costs only the hops actually walked. Empty list elements are skipped, as
+/// RFC 9110 (5.6.1) asks of recipients; an entry may carry a port (`192.0.2.1:443`,
+/// `[2001:db8::1]:443`), as some proxies write it.
+fn forwarded_hops_from_the_right(headers: &HeaderMap) -> impl Iterator<Item = Hop> + '_ {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b',').rev())
+        .filter_map(|raw| {
+            let Ok(text) = std::str::from_utf8(raw) else {
+                return Some(Hop::Malformed);
+            };
+            let text = text.trim_matches([' ', '\t']);
+            if text.is_empty() {
+                return None;
+            }
+            let ip = text
+                .parse::<IpAddr>()
+                .or_else(|_| text.parse::<SocketAddr>().map(|s| s.ip()));
+            Some(ip.map_or(Hop::Malformed, Hop::Address))
+        })
+}
+
+/// The address an IPv4-mapped IPv6 address stands for; any other address unchanged.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -99,6 +139,64 @@ mod tests {
         let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
         let ip = r.resolve(peer("10.0.0.2"), &headers(&["not-an-ip"]));
         assert_eq!(ip.to_string(), "10.0.0.2");
+    }
+
+    #[test]
+    fn a_malformed_hop_left_of_the_client_is_never_read() {
+        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        for xff in [
+            "garbage, 203.0.113.5",
+            "unknown,203.0.113.5",
+            "1.2.3.4.5, 203.0.113.5",
+            "garbage, 203.0.113.5, 10.0.0.3",
+        ] {
+            let ip = r.resolve(peer("10.0.0.2"), &headers(&[xff]));
+            assert_eq!(ip.to_string(), "203.0.113.5", "{xff}");
+        }
+        // On a separate header line, and as bytes that are not even text.
+        let ip = r.resolve(peer("10.0.0.2"), &headers(&["garbage", "203.0.113.5"]));
+        assert_eq!(ip.to_string(), "203.0.113.5");
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.5").unwrap(),
+        );
+        assert_eq!(r.resolve(peer("10.0.0.2"), &h).to_string(), "203.0.113.5");
+    }
+
+    #[test]
+    fn a_malformed_hop_among_trusted_proxies_is_the_boundary() {
+        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        // 10.0.0.3 (trusted) wrote garbage: the request is charged to 10.0.0.3, and the
+        // address to the left of the garbage is not believed.
+        let ip = r.resolve(
+            peer("10.0.0.2"),
+            &headers(&["198.51.100.7, garbage, 10.0.0.3"]),
+        );
+        assert_eq!(ip.to_string(), "10.0.0.3");
+        let ip = r.resolve(peer("10.0.0.2"), &headers(&["198.51.100.7, garbage"]));
+        assert_eq!(ip.to_string(), "10.0.0.2");
+    }
+
+    #[test]
+    fn empty_elements_are_skipped_and_ports_are_dropped() {
+        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        for (xff, client) in [
+            ("203.0.113.5, ,", "203.0.113.5"),
+            (",203.0.113.5", "203.0.113.5"),
+            ("203.0.113.5:4711", "203.0.113.5"),
+            ("[2001:db8::7]:443, 10.0.0.3:80", "2001:db8::7"),
+        ] {
+            let ip = r.resolve(peer("10.0.0.2"), &headers(&[xff]));
+            assert_eq!(ip.to_string(), client, "{xff}");
+        }
+    }
+
+    #[test]
+    fn a_chain_of_trusted_proxies_only_ends_at_its_left_most_hop() {
+        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        let ip = r.resolve(peer("10.0.0.2"), &headers(&["10.0.0.4, 10.0.0.3"]));
+        assert_eq!(ip.to_string(), "10.0.0.4");
     }
 
     #[test]

@@ -303,11 +303,68 @@ async fn unicode_emails_are_normalised_and_distinct_from_their_ascii_look_alikes
     for email in [
         "用户@例子.广告",
         "😀@example.com",
-        "ωmega@παράδειγμα.δοκιμή",
+        "ωμέγα@παράδειγμα.δοκιμή",
     ] {
         let r = app.register(email, PASSWORD, None).await;
         assert_eq!(r.data("register")["user"]["email"], email);
         app.login_email(email, PASSWORD).await.expect_success();
+    }
+    app.assert_still_healthy().await;
+}
+
+async fn look_alikes_of_registered_addresses_are_refused_and_never_log_in_to_them(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let kim = app.register_ok("kim@example.com").await;
+    let jose = app.register_ok("jos\u{e9}@example.com").await;
+    let ape = app.register_ok("ape@example.com").await;
+
+    // (look-alike, the account it looks like, whether it is the same address once
+    // normalised, so that logging in with it reaches that very account)
+    let look_alikes = [
+        ("jos\u{e9}@example.com", &jose, true),   // NFC, as registered
+        ("jose\u{301}@example.com", &jose, true), // NFD: e + combining acute
+        ("ｋｉｍ@example.com", &kim, true),       // fullwidth
+        ("ｋｉｍ＠ｅｘａｍｐｌｅ．ｃｏｍ", &kim, true), // fullwidth throughout
+        ("k\u{131}m@example.com", &kim, false),   // dotless ı
+        ("K\u{130}M@example.com", &kim, false),   // capital İ: i + combining dot
+        ("\u{430}\u{440}\u{435}@example.com", &ape, false), // all Cyrillic: а р е
+    ];
+    for (look_alike, owner, same_address) in look_alikes {
+        app.register(look_alike, "another password 2", None)
+            .await
+            .expect_only_error("EMAIL_TAKEN");
+        app.login_email(look_alike, "another password 2")
+            .await
+            .expect_only_error("INVALID_CREDENTIALS");
+        let login = app.login_email(look_alike, PASSWORD).await;
+        if same_address {
+            assert_eq!(
+                login.data("login")["user"]["id"],
+                owner.user_id.as_str(),
+                "{look_alike}"
+            );
+        } else {
+            login.expect_only_error("INVALID_CREDENTIALS");
+        }
+    }
+
+    // A Cyrillic letter among Latin ones in a part of the address is refused outright.
+    for mixed in ["kim@ex\u{430}mple.com", "\u{43a}im@example.com"] {
+        app.register(mixed, PASSWORD, None)
+            .await
+            .expect_bad_input("email");
+        app.login_email(mixed, PASSWORD)
+            .await
+            .expect_only_error("INVALID_CREDENTIALS");
+    }
+
+    // Addresses that merely resemble another are still free.
+    for distinct in ["jose@example.com", "kim2@example.com", "kim@example.org"] {
+        app.register(distinct, PASSWORD, None)
+            .await
+            .expect_success();
     }
     app.assert_still_healthy().await;
 }
@@ -607,6 +664,7 @@ backend_tests!(
     sql_metacharacters_and_like_wildcards_are_matched_literally,
     invisible_and_control_characters_never_enter_an_email_or_a_username,
     unicode_emails_are_normalised_and_distinct_from_their_ascii_look_alikes,
+    look_alikes_of_registered_addresses_are_refused_and_never_log_in_to_them,
     extremely_long_inputs_get_their_exact_code,
     huge_and_deeply_nested_variables_are_refused_without_a_server_error,
     fragment_bombs_and_pathological_nesting_are_refused_quickly,

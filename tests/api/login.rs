@@ -2,6 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use auth_server::Application;
+use auth_server::entity::user;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::backend_tests;
@@ -258,7 +261,85 @@ async fn a_login_for_an_unknown_account_costs_as_much_bcrypt_work_as_a_wrong_pas
     );
 }
 
+/// The password hash stored for `email`, read from the database.
+async fn stored_hash(app: &TestApp, email: &str) -> String {
+    let db = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("connect");
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(&db)
+        .await
+        .expect("read the user");
+    db.close().await.ok();
+    found.expect("the user exists").password_hash
+}
+
+/// The cost field of a bcrypt hash (`$2b$<cost>$...`).
+fn bcrypt_cost(hash: &str) -> u32 {
+    hash.split('$')
+        .nth(2)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not a bcrypt hash: {hash}"))
+}
+
+/// Starts a second server on `app`'s database with `bcrypt_cost`, as a restart after a
+/// change of `BCRYPT_COST` would; returns its `/graphql` URL.
+async fn restart_at_cost(app: &TestApp, bcrypt_cost: u32) -> String {
+    let mut settings = app.settings.clone();
+    settings.passwords.bcrypt_cost = bcrypt_cost;
+    let restarted = Application::build(settings)
+        .await
+        .expect("the application builds again on the same database");
+    let port = restarted.port();
+    tokio::spawn(restarted.run_until(std::future::pending()));
+    format!("http://127.0.0.1:{port}/graphql")
+}
+
+async fn login_at(app: &TestApp, graphql_url: &str, email: &str, password: &str) -> Gql {
+    let body = json!({
+        "query": format!("mutation($input: LoginInput!) {{ login(input: $input) {{ {PAYLOAD} }} }}"),
+        "variables": {"input": {"email": email, "password": password}},
+    });
+    let sent = app.client.post(graphql_url).json(&body).send().await;
+    Gql::read(sent.expect("request sent")).await
+}
+
+async fn a_login_after_bcrypt_cost_changes_rehashes_the_password_at_the_new_cost(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register_ok("ada@example.com").await;
+    assert_eq!(bcrypt_cost(&stored_hash(&app, "ada@example.com").await), 4);
+
+    let restarted = restart_at_cost(&app, 5).await;
+    login_at(&app, &restarted, "ada@example.com", "wrong password")
+        .await
+        .expect_only_error("INVALID_CREDENTIALS");
+    assert_eq!(
+        bcrypt_cost(&stored_hash(&app, "ada@example.com").await),
+        4,
+        "a failed login rehashes nothing"
+    );
+    login_at(&app, &restarted, "ada@example.com", PASSWORD)
+        .await
+        .expect_success();
+
+    let upgraded = stored_hash(&app, "ada@example.com").await;
+    assert_eq!(bcrypt_cost(&upgraded), 5);
+    login_at(&app, &restarted, "ada@example.com", PASSWORD)
+        .await
+        .expect_success();
+    assert_eq!(
+        stored_hash(&app, "ada@example.com").await,
+        upgraded,
+        "a hash at the configured cost is not hashed again"
+    );
+    login_at(&app, &restarted, "ada@example.com", "wrong password")
+        .await
+        .expect_only_error("INVALID_CREDENTIALS");
+}
+
 backend_tests!(
+    a_login_after_bcrypt_cost_changes_rehashes_the_password_at_the_new_cost,
     login_by_email_returns_a_new_token_pair_for_the_account,
     login_by_email_ignores_case_and_surrounding_spaces,
     login_by_username_ignores_case_and_keeps_the_username_as_typed,

@@ -38,10 +38,10 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
     let statuses = Migrator::get_migration_with_status(&db)
         .await
         .expect("status");
-    assert_eq!(statuses.len(), 4);
+    assert_eq!(statuses.len(), 5);
     assert!(statuses.iter().all(|m| m.status().to_string() == "Applied"));
 
-    Migrator::down(&db, Some(2)).await.expect("two down");
+    Migrator::down(&db, Some(3)).await.expect("three down");
     assert_eq!(tables(&db).await, ["sessions", "users"]);
     Migrator::down(&db, None).await.expect("all down");
     assert!(tables(&db).await.is_empty());
@@ -61,6 +61,7 @@ async fn the_unique_indexes_hold_in_the_database_itself(backend: Backend) {
         auth_server::entity::user::Entity::insert(auth_server::entity::user::ActiveModel {
             id: Set(uuid),
             email: Set(email.to_owned()),
+            email_skeleton: Set(Some(migration::email_key::skeleton_key(email))),
             username: Set(Some(username.to_owned())),
             username_normalized: Set(Some(username.to_lowercase())),
             password_hash: Set("x".into()),
@@ -84,10 +85,93 @@ async fn the_unique_indexes_hold_in_the_database_itself(backend: Backend) {
         dup_name.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     ));
+    let look_alike = insert(4, "a@ex\u{430}mple.com", "Cy")
+        .await
+        .expect_err("look-alike email (Cyrillic a)");
+    assert!(matches!(
+        look_alike.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ));
+    db.close().await.ok();
+}
+
+/// The rows the look-alike key migration found: address and key, by id byte.
+async fn emails_and_keys(db: &sea_orm::DatabaseConnection) -> Vec<(u8, String, Option<String>)> {
+    use auth_server::entity::user;
+    use sea_orm::EntityTrait;
+    let mut rows: Vec<_> = user::Entity::find()
+        .all(db)
+        .await
+        .expect("read users")
+        .into_iter()
+        .map(|u| (u.id.as_bytes()[0], u.email, u.email_skeleton))
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn the_look_alike_key_migration_backfills_existing_rows_and_normalises_addresses(
+    backend: Backend,
+) {
+    let (_guard, url) = create_database(backend).await;
+    let db = Database::connect(&url).await.expect("connect");
+    Migrator::up(&db, Some(4))
+        .await
+        .expect("up to the migration before");
+    // Addresses as the server stored them before (trimmed and lower-cased only), oldest first.
+    let rows = [
+        (1u8, "kim@example.com"),
+        (2, "jose\u{301}@example.com"), // NFD: normalised to NFC
+        (3, "k\u{131}m@example.com"),   // looks like 1
+        (4, "ｋｉｍ@example.com"),      // normalises to 1's address
+        (5, "jos\u{e9}@example.org"),   // already NFC
+    ];
+    for (i, (id, email)) in rows.iter().enumerate() {
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        // Distinct instants, in the order above, so "older" is well defined.
+        let at = chrono::Utc::now() - chrono::Duration::seconds(100 - i as i64);
+        let at = chrono::SubsecRound::trunc_subsecs(at, 0);
+        auth_server::entity::user::Entity::insert(auth_server::entity::user::ActiveModel {
+            id: Set(uuid::Uuid::from_bytes([*id; 16])),
+            email: Set((*email).to_owned()),
+            password_hash: Set("x".into()),
+            created_at: Set(at),
+            updated_at: Set(at),
+            ..Default::default()
+        })
+        .exec_without_returning(&db)
+        .await
+        .expect("a row of the old schema");
+    }
+
+    Migrator::up(&db, None)
+        .await
+        .expect("the look-alike key migration");
+
+    let key = |email: &str| Some(migration::email_key::skeleton_key(email));
+    assert_eq!(
+        emails_and_keys(&db).await,
+        [
+            (1, "kim@example.com".to_owned(), key("kim@example.com")),
+            (
+                2,
+                "jos\u{e9}@example.com".to_owned(),
+                key("jos\u{e9}@example.com")
+            ),
+            (3, "k\u{131}m@example.com".to_owned(), None),
+            (4, "ｋｉｍ@example.com".to_owned(), None),
+            (
+                5,
+                "jos\u{e9}@example.org".to_owned(),
+                key("jos\u{e9}@example.org")
+            ),
+        ]
+    );
     db.close().await.ok();
 }
 
 backend_tests!(
     migrations_go_up_down_and_up_again,
-    the_unique_indexes_hold_in_the_database_itself
+    the_unique_indexes_hold_in_the_database_itself,
+    the_look_alike_key_migration_backfills_existing_rows_and_normalises_addresses,
 );

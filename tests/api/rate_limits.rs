@@ -402,6 +402,48 @@ async fn a_client_behind_a_trusted_proxy_cannot_reset_its_budget_by_prepending_a
     }
 }
 
+async fn a_malformed_hop_left_of_the_client_gives_it_its_own_budget_not_the_proxys(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.rate_limits.login_per_ip = 3;
+        s.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    app.register_ok("ada@example.com").await;
+
+    // The client wrote garbage; the proxy appended the client's real address.
+    for _ in 0..3 {
+        login_forwarded_for(&app, "garbage, 203.0.113.5", "ada@example.com", PASSWORD)
+            .await
+            .expect_success();
+    }
+    assert_rate_limited(
+        &login_forwarded_for(&app, "garbage, 203.0.113.5", "ada@example.com", PASSWORD).await,
+    );
+
+    // That was the client's own budget, whatever it writes to the left...
+    assert_rate_limited(
+        &login_forwarded_for(&app, "203.0.113.5", "ada@example.com", PASSWORD).await,
+    );
+    assert_rate_limited(
+        &login_forwarded_for(
+            &app,
+            "198.51.100.1, junk, 203.0.113.5",
+            "ada@example.com",
+            PASSWORD,
+        )
+        .await,
+    );
+    // ...not the proxy's, which every other client behind it shares.
+    app.login_email("ada@example.com", PASSWORD)
+        .await
+        .expect_success();
+    login_forwarded_for(&app, "198.51.100.9", "ada@example.com", PASSWORD)
+        .await
+        .expect_success();
+}
+
 async fn a_limit_of_zero_turns_that_limit_off(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
         s.rate_limits.login_per_ip = 0;
@@ -464,6 +506,7 @@ backend_tests!(
     forwarded_for_from_an_untrusted_peer_cannot_reset_the_budget,
     forwarded_for_from_a_trusted_proxy_gives_each_client_its_own_budget,
     a_client_behind_a_trusted_proxy_cannot_reset_its_budget_by_prepending_addresses,
+    a_malformed_hop_left_of_the_client_gives_it_its_own_budget_not_the_proxys,
     a_limit_of_zero_turns_that_limit_off,
     a_zero_ip_limit_leaves_the_account_limit_in_force,
 );
