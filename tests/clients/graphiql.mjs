@@ -5,8 +5,9 @@
 // There is no internet in CI, so requests for the page's pinned CDN assets
 // (https://unpkg.com/<package>@<version>/<file>) are answered from the npm packages
 // installed next to this script, and only when their installed version is the pinned
-// one. Any other outside request, a Content-Security-Policy violation or a console error
-// fails the test.
+// one. Each carries an SRI hash in the page, which Chromium checks against those bytes: a
+// wrong hash blocks the file (a console error) and GraphiQL never starts. Any other
+// outside request, a Content-Security-Policy violation or a console error fails the test.
 //
 //   AUTH_SERVER_URL=http://127.0.0.1:4000/graphql SCREENSHOT=graphiql.png node graphiql.mjs
 
@@ -101,6 +102,16 @@ try {
   assert.equal(response?.status(), 200, "GET /graphql serves GraphiQL");
   const csp = response.headers()["content-security-policy"] ?? "";
   assert.match(csp, /script-src /, "the page has a CSP");
+  const unhashed = await page.$$eval('script[src], link[rel="stylesheet"]', (elements) =>
+    elements
+      .filter(
+        (el) =>
+          !/^sha384-[A-Za-z0-9+/]{64}$/.test(el.getAttribute("integrity") ?? "") ||
+          el.getAttribute("crossorigin") !== "anonymous",
+      )
+      .map((el) => el.outerHTML),
+  );
+  assert.deepEqual(unhashed, [], "every external asset of the page carries an SRI hash");
 
   const queryEditor = page.locator(".graphiql-query-editor .CodeMirror");
   await queryEditor.waitFor({ timeout: 20_000 });
