@@ -115,6 +115,9 @@ try {
 
   const queryEditor = page.locator(".graphiql-query-editor .CodeMirror");
   await queryEditor.waitFor({ timeout: 20_000 });
+  // GraphiQL started: by now an asset refused for its hash (a blocked stylesheet still
+  // lets it start), a CSP violation or a console error has been reported.
+  assert.deepEqual(problems, [], "the page loads without a problem");
   // The schema loads by introspection; the documentation explorer then lists the roots.
 
   /** Replaces the content of a CodeMirror editor by typing into it. */
@@ -187,12 +190,11 @@ try {
     assert.ok(served.includes(asset), `the page loaded ${asset}`);
   }
 } finally {
+  // Also when an assertion failed: a blocked asset is often the cause.
+  if (problems.length) console.error(`GraphiQL problems:\n  ${problems.join("\n  ")}`);
   await browser.close();
 }
 
-if (problems.length) {
-  console.error(`GraphiQL problems:\n  ${problems.join("\n  ")}`);
-  process.exit(1);
-}
+if (problems.length) process.exit(1);
 console.log(`GraphiQL: register and me ran in Chromium; screenshot ${screenshot}`);
 console.log(`assets served from npm packages: ${served.join(", ")}`);
