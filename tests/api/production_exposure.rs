@@ -224,7 +224,9 @@ async fn in_production_by_default_there_is_no_graphiql_page_and_introspection_is
     assert_eq!(health.status(), StatusCode::OK);
 }
 
-async fn in_production_each_switch_turns_its_tool_on_alone(backend: Backend) {
+async fn in_production_graphiql_enabled_serves_the_page_and_introspection_stays_off(
+    backend: Backend,
+) {
     let app = spawn_with_env(
         backend,
         &[("APP_ENV", "production"), ("GRAPHIQL_ENABLED", "true")],
@@ -232,7 +234,11 @@ async fn in_production_each_switch_turns_its_tool_on_alone(backend: Backend) {
     .await;
     assert_page_served(&app).await;
     assert_introspection_refused(&app).await;
+}
 
+async fn in_production_graphql_introspection_enabled_answers_it_and_serves_no_page(
+    backend: Backend,
+) {
     let app = spawn_with_env(
         backend,
         &[("APP_ENV", "production"), ("GRAPHQL_INTROSPECTION", "true")],
@@ -240,7 +246,9 @@ async fn in_production_each_switch_turns_its_tool_on_alone(backend: Backend) {
     .await;
     assert_no_page(&app).await;
     assert_introspection_answers(&app).await;
+}
 
+async fn in_production_both_switches_on_serve_the_page_and_answer_introspection(backend: Backend) {
     let app = spawn_with_env(
         backend,
         &[
@@ -255,17 +263,23 @@ async fn in_production_each_switch_turns_its_tool_on_alone(backend: Backend) {
     assert_api_works(&app, "prod-both-on@example.com").await;
 }
 
-async fn in_development_both_are_on_by_default_and_each_switch_turns_its_tool_off(
-    backend: Backend,
-) {
+async fn in_development_by_default_the_page_is_served_and_introspection_answers(backend: Backend) {
     let app = spawn_with_env(backend, &[("APP_ENV", "development")]).await;
     assert_page_served(&app).await;
     assert_introspection_answers(&app).await;
+}
 
+async fn in_development_graphiql_disabled_serves_no_page_and_introspection_still_answers(
+    backend: Backend,
+) {
     let app = spawn_with_env(backend, &[("GRAPHIQL_ENABLED", "false")]).await;
     assert_no_page(&app).await;
     assert_introspection_answers(&app).await;
+}
 
+async fn in_development_graphql_introspection_disabled_refuses_it_and_the_page_stays(
+    backend: Backend,
+) {
     let app = spawn_with_env(
         backend,
         &[("APP_ENV", "development"), ("GRAPHQL_INTROSPECTION", "off")],
@@ -325,8 +339,12 @@ async fn the_graphiql_page_pins_every_external_script_and_stylesheet_by_an_sri_h
 
 backend_tests!(
     in_production_by_default_there_is_no_graphiql_page_and_introspection_is_refused,
-    in_production_each_switch_turns_its_tool_on_alone,
-    in_development_both_are_on_by_default_and_each_switch_turns_its_tool_off,
+    in_production_graphiql_enabled_serves_the_page_and_introspection_stays_off,
+    in_production_graphql_introspection_enabled_answers_it_and_serves_no_page,
+    in_production_both_switches_on_serve_the_page_and_answer_introspection,
+    in_development_by_default_the_page_is_served_and_introspection_answers,
+    in_development_graphiql_disabled_serves_no_page_and_introspection_still_answers,
+    in_development_graphql_introspection_disabled_refuses_it_and_the_page_stays,
     the_graphiql_page_pins_every_external_script_and_stylesheet_by_an_sri_hash,
 );
 
