@@ -118,8 +118,12 @@ pub struct GraphqlSettings {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_batch: usize,
-    /// Serve the GraphiQL playground on `GET /graphql`.
+    /// Serve the GraphiQL playground on `GET /graphql`: a convenience for people exploring
+    /// the API, so on by default in development only.
     pub graphiql: bool,
+    /// Answer introspection (`__schema`, `__type`): on by default in development only;
+    /// codegen reads the committed `schema.graphql`, so production needs no live schema.
+    pub introspection: bool,
 }
 
 /// A configuration value that cannot be used.
@@ -205,6 +209,10 @@ impl Settings {
             ));
         }
 
+        // Tools for people exploring the API (GraphiQL, introspection) are on by default
+        // in development only.
+        let in_development = environment == Environment::Development;
+
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
 
         let bcrypt_cost = parse(&get, "BCRYPT_COST", 12u32)?;
@@ -224,7 +232,7 @@ impl Settings {
             ));
         }
 
-        let settings = Settings {
+        let mut settings = Settings {
             environment,
             host: parse(&get, "HOST", IpAddr::from([127, 0, 0, 1]))?,
             port: parse(&get, "PORT", 4000u16)?,
@@ -279,7 +287,8 @@ impl Settings {
                 max_depth: positive(&get, "GRAPHQL_MAX_DEPTH", 16usize)?,
                 max_complexity: positive(&get, "GRAPHQL_MAX_COMPLEXITY", 500usize)?,
                 max_batch: positive(&get, "GRAPHQL_MAX_BATCH", 10usize)?,
-                graphiql: boolean(&get, "GRAPHIQL_ENABLED", true)?,
+                graphiql: boolean(&get, "GRAPHIQL_ENABLED", in_development)?,
+                introspection: boolean(&get, "GRAPHQL_INTROSPECTION", in_development)?,
             },
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("pretty") | Some("text") => LogFormat::Pretty,
@@ -293,6 +302,13 @@ impl Settings {
             },
             warnings,
         };
+        if settings.graphql.graphiql && !settings.graphql.introspection {
+            settings.warnings.push(
+                "GRAPHIQL_ENABLED is on but GRAPHQL_INTROSPECTION is off: GraphiQL cannot load \
+                 the schema (no documentation explorer, no completion)"
+                    .to_owned(),
+            );
+        }
         Ok(settings)
     }
 
@@ -507,6 +523,78 @@ mod tests {
         assert_eq!(
             from(&[("GRAPHIQL_ENABLED", "maybe")]).unwrap_err().var,
             "GRAPHIQL_ENABLED"
+        );
+    }
+
+    /// Production settings with valid secrets and `extra` on top.
+    fn production(extra: &[(&str, &str)]) -> Settings {
+        let (access, refresh) = ("a".repeat(32), "r".repeat(32));
+        let mut pairs = vec![
+            ("APP_ENV", "production"),
+            ("JWT_ACCESS_SECRET", access.as_str()),
+            ("JWT_REFRESH_SECRET", refresh.as_str()),
+        ];
+        pairs.extend_from_slice(extra);
+        from(&pairs).unwrap()
+    }
+
+    #[test]
+    fn graphiql_and_introspection_are_on_in_development_and_off_in_production() {
+        let dev = from(&[]).unwrap();
+        assert!(dev.graphql.graphiql);
+        assert!(dev.graphql.introspection);
+        let prod = production(&[]);
+        assert!(
+            !prod.graphql.graphiql,
+            "GraphiQL on by default in production"
+        );
+        assert!(
+            !prod.graphql.introspection,
+            "introspection on by default in production"
+        );
+        assert!(prod.warnings.is_empty(), "{:?}", prod.warnings);
+    }
+
+    #[test]
+    fn graphiql_and_introspection_can_be_switched_either_way_in_either_environment() {
+        for (value, on) in [("true", true), ("on", true), ("1", true), ("false", false)] {
+            let prod = production(&[
+                ("GRAPHIQL_ENABLED", value),
+                ("GRAPHQL_INTROSPECTION", value),
+            ]);
+            assert_eq!(
+                (prod.graphql.graphiql, prod.graphql.introspection),
+                (on, on)
+            );
+            let dev = from(&[
+                ("GRAPHIQL_ENABLED", value),
+                ("GRAPHQL_INTROSPECTION", value),
+            ])
+            .unwrap();
+            assert_eq!((dev.graphql.graphiql, dev.graphql.introspection), (on, on));
+        }
+        // Each switch is independent of the other.
+        let only_introspection = production(&[("GRAPHQL_INTROSPECTION", "yes")]);
+        assert!(!only_introspection.graphql.graphiql);
+        assert!(only_introspection.graphql.introspection);
+        assert_eq!(
+            from(&[("GRAPHQL_INTROSPECTION", "sometimes")])
+                .unwrap_err()
+                .var,
+            "GRAPHQL_INTROSPECTION"
+        );
+    }
+
+    #[test]
+    fn graphiql_without_introspection_is_allowed_with_a_warning() {
+        let s = production(&[("GRAPHIQL_ENABLED", "true")]);
+        assert!(s.graphql.graphiql && !s.graphql.introspection);
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("GRAPHIQL_ENABLED") && w.contains("GRAPHQL_INTROSPECTION")),
+            "{:?}",
+            s.warnings
         );
     }
 

@@ -18,6 +18,10 @@
 //! the document instead of a variable must not outlive its request in the cache. Clients
 //! that send such texts are typed by hand (GraphiQL); generated clients use variables.
 //!
+//! While introspection is off, a document that asks for `__schema` or `__type` is refused
+//! as a fragment bomb is, after parsing and before anything else, and never kept: so no
+//! kept document or validation result can let one through (see [`super::introspection`]).
+//!
 //! The cache is bounded in entries and in the length of the texts it keeps, so documents
 //! that change on every request (or an attacker sending such) only cost the parse they
 //! would have cost anyway.
@@ -29,7 +33,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError, ValidationResult};
 use hashlink::LruCache;
 
-use super::expansion;
+use super::{expansion, introspection};
 
 /// Parsed documents kept, least recently used dropped first.
 const CAPACITY: usize = 128;
@@ -51,6 +55,8 @@ struct Entry {
 pub struct ParsedDocuments {
     cache: Cache,
     max_fields: usize,
+    /// Whether documents that ask for `__schema` or `__type` are refused.
+    refuses_introspection: bool,
 }
 
 impl ParsedDocuments {
@@ -60,7 +66,14 @@ impl ParsedDocuments {
         Self {
             cache: Arc::new(Mutex::new(LruCache::new(CAPACITY))),
             max_fields: expansion::limit_for_complexity(max_complexity),
+            refuses_introspection: false,
         }
+    }
+
+    /// Refuses documents that ask for introspection (`GRAPHQL_INTROSPECTION=false`).
+    pub fn refusing_introspection(mut self) -> Self {
+        self.refuses_introspection = true;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, LruCache<String, Entry>> {
@@ -70,8 +83,9 @@ impl ParsedDocuments {
     /// Hands `request` its parsed document, from the cache or parsed now, so async-graphql
     /// does not parse it again; its own post-parse checks (recursion depth, directives)
     /// still run on every request, and validation on every request that is not known to
-    /// pass it. A fragment bomb is refused as a request error; a document that does not
-    /// parse is left for async-graphql's parse error.
+    /// pass it. A fragment bomb, or while introspection is off a document that asks for it,
+    /// is refused as a request error (and never kept); a document that does not parse is
+    /// left for async-graphql's parse error.
     ///
     /// Done here rather than in async-graphql extension hooks, which run for every field
     /// of every request once any hook is installed; [`KnownValidations`] is the one hook
@@ -109,6 +123,11 @@ impl ParsedDocuments {
                     ),
                     None,
                 ));
+            }
+            if self.refuses_introspection
+                && let Some(field) = introspection::find(document)
+            {
+                return Err(field.refusal());
             }
             if cacheable {
                 let entry = Entry {

@@ -5,6 +5,7 @@ mod documents;
 mod expansion;
 mod guard;
 mod input_errors;
+mod introspection;
 mod mutation;
 mod query;
 mod types;
@@ -41,15 +42,19 @@ pub struct Executor {
 
 impl Executor {
     pub fn new(auth: Arc<AuthService>, limits: &GraphqlSettings) -> Self {
-        let schema = Schema::build(Query, Mutation, EmptySubscription)
+        let mut builder = Schema::build(Query, Mutation, EmptySubscription)
             .data(auth)
             .limit_depth(limits.max_depth)
             .limit_complexity(limits.max_complexity)
-            .extension(documents::KnownValidations)
-            .finish();
+            .extension(documents::KnownValidations);
+        let mut documents = documents::ParsedDocuments::for_complexity(limits.max_complexity);
+        if !limits.introspection {
+            builder = introspection::disable(builder);
+            documents = documents.refusing_introspection();
+        }
         Self {
-            schema,
-            documents: documents::ParsedDocuments::for_complexity(limits.max_complexity),
+            schema: builder.finish(),
+            documents,
         }
     }
 
@@ -83,7 +88,8 @@ impl Executor {
 
 /// The SDL that `schema.graphql` must equal (`auth-server schema > schema.graphql`). It
 /// keeps `@specifiedBy` on custom scalars, as live introspection reports them, so tools
-/// reading either source see the same schema.
+/// reading either source see the same schema. Built apart from [`Executor`]'s schema, so
+/// it is the same whether `GRAPHQL_INTROSPECTION` is on or off.
 pub fn sdl() -> String {
     Schema::build(Query, Mutation, EmptySubscription)
         .finish()

@@ -18,7 +18,9 @@ use crate::graphql::RequestContext;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// The playground page, rendered once, and the CSP that lets exactly it load.
+/// The playground page, rendered once, and the CSP that lets exactly it load. Its CDN
+/// assets carry `integrity` hashes, so a CDN that serves other bytes cannot run code in the
+/// page (which holds the bearer token a person pastes into it).
 pub struct GraphiqlPage {
     html: String,
     csp: HeaderValue,

@@ -13,6 +13,7 @@ mod login;
 mod logout;
 mod me;
 mod migrations;
+mod production_exposure;
 mod purge;
 mod rate_limits;
 mod refresh;

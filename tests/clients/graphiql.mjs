@@ -5,8 +5,9 @@
 // There is no internet in CI, so requests for the page's pinned CDN assets
 // (https://unpkg.com/<package>@<version>/<file>) are answered from the npm packages
 // installed next to this script, and only when their installed version is the pinned
-// one. Any other outside request, a Content-Security-Policy violation or a console error
-// fails the test.
+// one. Each carries an SRI hash in the page, which Chromium checks against those bytes: a
+// wrong hash blocks the file (a console error) and GraphiQL never starts. Any other
+// outside request, a Content-Security-Policy violation or a console error fails the test.
 //
 //   AUTH_SERVER_URL=http://127.0.0.1:4000/graphql SCREENSHOT=graphiql.png node graphiql.mjs
 
@@ -101,9 +102,22 @@ try {
   assert.equal(response?.status(), 200, "GET /graphql serves GraphiQL");
   const csp = response.headers()["content-security-policy"] ?? "";
   assert.match(csp, /script-src /, "the page has a CSP");
+  const unhashed = await page.$$eval('script[src], link[rel="stylesheet"]', (elements) =>
+    elements
+      .filter(
+        (el) =>
+          !/^sha384-[A-Za-z0-9+/]{64}$/.test(el.getAttribute("integrity") ?? "") ||
+          el.getAttribute("crossorigin") !== "anonymous",
+      )
+      .map((el) => el.outerHTML),
+  );
+  assert.deepEqual(unhashed, [], "every external asset of the page carries an SRI hash");
 
   const queryEditor = page.locator(".graphiql-query-editor .CodeMirror");
   await queryEditor.waitFor({ timeout: 20_000 });
+  // GraphiQL started: by now an asset refused for its hash (a blocked stylesheet still
+  // lets it start), a CSP violation or a console error has been reported.
+  assert.deepEqual(problems, [], "the page loads without a problem");
   // The schema loads by introspection; the documentation explorer then lists the roots.
 
   /** Replaces the content of a CodeMirror editor by typing into it. */
@@ -176,12 +190,11 @@ try {
     assert.ok(served.includes(asset), `the page loaded ${asset}`);
   }
 } finally {
+  // Also when an assertion failed: a blocked asset is often the cause.
+  if (problems.length) console.error(`GraphiQL problems:\n  ${problems.join("\n  ")}`);
   await browser.close();
 }
 
-if (problems.length) {
-  console.error(`GraphiQL problems:\n  ${problems.join("\n  ")}`);
-  process.exit(1);
-}
+if (problems.length) process.exit(1);
 console.log(`GraphiQL: register and me ran in Chromium; screenshot ${screenshot}`);
 console.log(`assets served from npm packages: ${served.join(", ")}`);
