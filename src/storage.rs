@@ -227,9 +227,47 @@ mod tests {
         assert!(DatabaseFile::for_url("postgres://localhost/auth").is_none());
     }
 
-    #[test]
-    fn only_connections_outside_a_transaction_are_reused() {
-        assert!(reusable(false));
-        assert!(!reusable(true));
+    /// The defect itself, on one pooled connection: `SQLITE_FULL` rolls the transaction back
+    /// behind sqlx's count. That connection must not be handed out again, and the next
+    /// transaction must really commit (another connection sees its row).
+    #[tokio::test]
+    async fn a_connection_whose_transaction_failed_is_replaced_and_the_next_commit_is_real() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.db");
+        let mut settings = crate::config::Settings::defaults().database;
+        settings.url = secrecy::SecretString::from(format!("sqlite://{}?mode=rwc", path.display()));
+        settings.max_connections = 1;
+        // The file cannot grow past its first pages.
+        let db = crate::db::connect_with(&settings, |o| o.pragma("max_page_count", "4"))
+            .await
+            .unwrap();
+        db.execute_unprepared("CREATE TABLE t (b BLOB); CREATE TEMP TABLE marker (x)")
+            .await
+            .unwrap();
+        let txn = db.begin().await.unwrap();
+        let full = txn
+            .execute_unprepared("INSERT INTO t VALUES (zeroblob(100000))")
+            .await
+            .unwrap_err();
+        assert!(full.to_string().contains("full"), "{full}");
+        // As the auth service does on an error: the transaction is dropped, not committed.
+        drop(txn);
+
+        // The one pooled connection was closed: a new one has no temporary table.
+        let marker = db.execute_unprepared("SELECT * FROM temp.marker").await;
+        assert!(marker.is_err(), "the failed connection was reused");
+        let txn = db.begin().await.unwrap();
+        txn.execute_unprepared("INSERT INTO t VALUES (x'01')")
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let other = rusqlite::Connection::open(&path).unwrap();
+        let rows: i64 = other
+            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            rows, 1,
+            "the commit was acknowledged but is not in the file"
+        );
     }
 }
