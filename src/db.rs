@@ -1,13 +1,25 @@
 //! Opening the database: pool limits, SQLite pragmas, and migrations.
 
+use sea_orm::sqlx::Connection as _;
+use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
+use crate::storage;
 
 /// Connects with the configured pool and statement timeout. SQLite runs in WAL mode with
 /// `synchronous=FULL`, so a committed registration survives a crash or power loss.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    connect_with(settings, |o| o).await
+}
+
+/// As [`connect`], with `tune` applied last to every SQLite connection's options (tests use
+/// it to set pragmas such as `max_page_count`).
+pub async fn connect_with(
+    settings: &DatabaseSettings,
+    tune: impl Fn(SqliteConnectOptions) -> SqliteConnectOptions + Send + Sync + 'static,
+) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.expose_secret();
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -21,10 +33,12 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     let timeout = settings.statement_timeout;
     if url.starts_with("sqlite:") {
         options.map_sqlx_sqlite_opts(move |o| {
-            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
-                .busy_timeout(timeout)
-                .foreign_keys(true)
+            tune(
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                    .busy_timeout(timeout)
+                    .foreign_keys(true),
+            )
         });
         // An embedded database has no connection to lose, and each ping is a round trip
         // to the connection's worker thread: pinging on every checkout doubled the thread
@@ -45,6 +59,24 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             })
         });
     }
+    // A connection whose commit or rollback failed may be inside a transaction that sqlx
+    // and the database no longer agree on: it is closed, never handed out again (see
+    // `crate::storage`). `is_in_transaction` reads sqlx's count: no round trip.
+    options.map_sqlx_sqlite_pool_opts(|pool| {
+        pool.after_release(|conn, _| {
+            Box::pin(async move { Ok(storage::reusable(conn.is_in_transaction())) })
+        })
+    });
+    options.map_sqlx_mysql_pool_opts(|pool| {
+        pool.after_release(|conn, _| {
+            Box::pin(async move { Ok(storage::reusable(conn.is_in_transaction())) })
+        })
+    });
+    options.map_sqlx_postgres_pool_opts(|pool| {
+        pool.after_release(|conn, _| {
+            Box::pin(async move { Ok(storage::reusable(conn.is_in_transaction())) })
+        })
+    });
     Database::connect(options).await
 }
 

@@ -58,7 +58,7 @@ impl Application {
         let auth = Arc::new(AuthService::new(db.clone(), &settings));
         let state = AppState {
             executor: Executor::new(auth.clone(), &settings.graphql),
-            db,
+            health: crate::storage::HealthCheck::new(db, auth.database_file()),
             client_ip: ClientIpResolver::new(settings.http.trusted_proxies.clone()),
             max_batch: settings.graphql.max_batch,
             graphiql: settings

@@ -6,13 +6,15 @@ mod sqlite_read;
 pub mod tokens;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, RelationTrait, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, RelationTrait, SqlErr,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -25,6 +27,7 @@ use crate::config::Settings;
 use crate::domain::{Email, InvalidInput, Password, Username};
 use crate::entity::{refresh_token, session, user};
 use crate::error::AuthError;
+use crate::storage::DatabaseFile;
 
 /// An account as the rest of the server sees it: no password hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +112,9 @@ pub struct AuthService {
     sqlite_reader: Option<SqliteReader>,
     /// Whether a failed inline read has been logged (once is enough).
     sqlite_reader_failed: AtomicBool,
+    /// The SQLite file opened at start: a write is refused, not acknowledged, once the file
+    /// at its path is another one (or none).
+    database_file: Option<Arc<DatabaseFile>>,
 }
 
 /// The current instant at the precision every backend stores (microseconds).
@@ -126,6 +132,8 @@ impl AuthService {
         Self {
             sqlite_reader: SqliteReader::for_url(settings.database.url.expose_secret()),
             sqlite_reader_failed: AtomicBool::new(false),
+            database_file: DatabaseFile::for_url(settings.database.url.expose_secret())
+                .map(Arc::new),
             db,
             keys: TokenKeys::new(&settings.tokens),
             passwords: PasswordHasher::new(&settings.passwords),
@@ -144,10 +152,38 @@ impl AuthService {
         &self.limits
     }
 
+    /// The SQLite file this service writes to, for `/health` to watch too.
+    pub fn database_file(&self) -> Option<Arc<DatabaseFile>> {
+        self.database_file.clone()
+    }
+
+    /// Refuses a write while the SQLite file at the configured path is not the one opened
+    /// (deleted or replaced): it would go into an unlinked file that no restart finds.
+    fn ensure_file(&self) -> Result<(), AuthError> {
+        match &self.database_file {
+            Some(file) => file.check().map_err(AuthError::internal),
+            None => Ok(()),
+        }
+    }
+
+    /// Begins a write transaction, if the database file is still ours.
+    async fn begin_write(&self) -> Result<DatabaseTransaction, AuthError> {
+        self.ensure_file()?;
+        Ok(self.db.begin().await?)
+    }
+
+    /// Commits, and succeeds only if the commit did and the file is still ours: a write is
+    /// acknowledged only once it is in the file that the next start opens.
+    async fn commit_write(&self, txn: DatabaseTransaction) -> Result<(), AuthError> {
+        txn.commit().await?;
+        self.ensure_file()
+    }
+
     /// Deletes what can never be used again: expired refresh tokens, and sessions that
     /// expired or were revoked more than `keep` ago (their tokens go with them). Spent
     /// tokens of live sessions stay, so a replay is still recognised as reuse.
     pub async fn purge_dead_sessions(&self, keep: chrono::Duration) -> Result<u64, AuthError> {
+        self.ensure_file()?;
         let at = now();
         let tokens = refresh_token::Entity::delete_many()
             .filter(refresh_token::Column::ExpiresAt.lt(at))
@@ -202,7 +238,7 @@ impl AuthService {
             created_at: Set(at),
             updated_at: Set(at),
         };
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         if let Err(e) = user::Entity::insert(row).exec_without_returning(&txn).await {
             txn.rollback().await?;
             if is_unique_violation(&e) {
@@ -212,7 +248,7 @@ impl AuthService {
             return Err(e.into());
         }
         let issued = self.open_session(&txn, account, at).await?;
-        txn.commit().await?;
+        self.commit_write(txn).await?;
         Ok(issued)
     }
 
@@ -246,9 +282,9 @@ impl AuthService {
             self.upgrade_password_hash(&found, password).await;
         }
         let at = now();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let issued = self.open_session(&txn, found.into(), at).await?;
-        txn.commit().await?;
+        self.commit_write(txn).await?;
         Ok(issued)
     }
 
@@ -335,13 +371,14 @@ impl AuthService {
         } else {
             session::Column::Id.is_in(sessions.iter().map(|(id, _)| *id))
         };
+        self.ensure_file()?;
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(at))
             .filter(filter)
             .filter(session::Column::RevokedAt.is_null())
             .exec(&self.db)
             .await?;
-        Ok(())
+        self.ensure_file()
     }
 
     /// The live session a refresh token proves, for logout. A spent token outside the
@@ -533,7 +570,7 @@ impl AuthService {
     ) -> Result<Option<Issued>, AuthError> {
         // The first statement writes, so SQLite takes the write lock (waiting if need be)
         // instead of failing a read transaction's upgrade.
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let spent = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::SpentAt, Expr::value(at))
             .filter(refresh_token::Column::Id.eq(row.id))
@@ -560,7 +597,7 @@ impl AuthService {
         self.store_refresh(&txn, row.session_id, &successor, at, expires_at)
             .await?;
         let account = self.account_of_session(&txn, row.session_id).await?;
-        txn.commit().await?;
+        self.commit_write(txn).await?;
         self.issue(account, row.session_id, successor, at).map(Some)
     }
 
@@ -589,13 +626,14 @@ impl AuthService {
 
     async fn revoke_for_reuse(&self, session_id: Uuid) -> Result<(), AuthError> {
         tracing::warn!(%session_id, "spent refresh token presented again; session revoked");
+        self.ensure_file()?;
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now()))
             .filter(session::Column::Id.eq(session_id))
             .filter(session::Column::RevokedAt.is_null())
             .exec(&self.db)
             .await?;
-        Ok(())
+        self.ensure_file()
     }
 
     async fn account_of_session(

@@ -17,7 +17,6 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::get;
 use http::{HeaderName, StatusCode};
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -39,8 +38,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     /// Runs GraphQL operations on the schema, built once.
     pub executor: Executor,
-    /// Probed by `/health`.
-    pub db: DatabaseConnection,
+    /// Probed by `/health`: the database answers, its file is ours, a write commits.
+    pub health: crate::storage::HealthCheck,
     /// Finds the client address behind trusted proxies.
     pub client_ip: ClientIpResolver,
     /// Most operations accepted in one batched POST.

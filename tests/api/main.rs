@@ -20,5 +20,6 @@ mod refresh;
 mod register;
 mod resilience;
 mod schema;
+mod storage_failures;
 mod tokens;
 mod typed_client;

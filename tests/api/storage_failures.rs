@@ -1,0 +1,488 @@
+//! The storage fails under a running server: the SQLite file fills up, is deleted or is
+//! replaced, or a server backend's connection is killed mid-transaction. Every write the
+//! server acknowledges is there after a restart, `/health` says 503 while writes cannot
+//! commit, and writes recover by themselves when the storage does.
+//!
+//! A full disk is SQLite's `PRAGMA max_page_count` on every pooled connection: the file
+//! cannot grow past a few pages more than it has at start, and a write that needs a page
+//! beyond fails with `SQLITE_FULL`, as on a full disk. The test fills the file with a
+//! `filler` table first and deletes it to "free the space": its pages go to the free list,
+//! where writes find room again without growing the file.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use auth_server::Application;
+use auth_server::config::Settings;
+use futures::future::join_all;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A server started on a database the test connected itself, stoppable for a restart.
+struct Server {
+    address: String,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(app: Application) -> Server {
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        Server {
+            address,
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client"),
+            stop: Some(stop),
+            served,
+        }
+    }
+
+    /// Stops serving and waits until the server (and its pool) is gone.
+    async fn shut_down(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = tokio::time::timeout(Duration::from_secs(10), &mut self.served).await;
+        assert!(served.is_ok(), "the server did not stop");
+    }
+
+    async fn health(&self) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}/health", self.address))
+            .send()
+            .await
+            .expect("health answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("health is JSON"))
+    }
+
+    async fn gql(&self, query: &str, variables: Value, bearer: Option<&str>) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let resp = request.send().await.expect("the server answers");
+        resp.json().await.expect("GraphQL answers JSON")
+    }
+
+    /// The access token of an acknowledged registration, or the error code of a refused one.
+    async fn register(&self, email: &str) -> Result<String, String> {
+        let body = self
+            .gql(
+                "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+                json!({"i": {"email": email, "password": PASSWORD}}),
+                None,
+            )
+            .await;
+        match body["data"]["register"]["accessToken"].as_str() {
+            Some(token) => Ok(token.to_owned()),
+            None => Err(body["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap_or("no code")
+                .to_owned()),
+        }
+    }
+
+    /// Registers `emails` concurrently; returns (email, access token) of each acknowledged
+    /// one and the codes of the refused ones.
+    async fn register_all(&self, emails: Vec<String>) -> (Vec<(String, String)>, Vec<String>) {
+        let answers = join_all(emails.iter().map(|e| self.register(e))).await;
+        let mut acknowledged = Vec::new();
+        let mut refused = Vec::new();
+        for (email, answer) in emails.into_iter().zip(answers) {
+            match answer {
+                Ok(token) => acknowledged.push((email, token)),
+                Err(code) => refused.push(code),
+            }
+        }
+        (acknowledged, refused)
+    }
+
+    /// Polls `/health` until it answers `status`, for at most `within`.
+    async fn wait_for_health(&self, status: u16, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (now, body) = self.health().await;
+            if now == status {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/health did not turn {status} within {within:?}: {now} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Pages the file may grow by once the server runs: room for the health probe, not for many
+/// registrations.
+const HEADROOM_PAGES: u64 = 8;
+
+/// A migrated SQLite file in a fresh directory with a `filler` table of `filler_pages`
+/// pages, its settings, and its size in pages.
+async fn sqlite_database(filler_pages: usize) -> (tempfile::TempDir, PathBuf, Settings, u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("auth.db");
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(format!("sqlite://{}?mode=rwc", path.display()));
+    settings.database.statement_timeout = Duration::from_secs(2);
+    let db = auth_server::db::connect(&settings.database)
+        .await
+        .expect("connect");
+    auth_server::db::migrate(&db).await.expect("migrate");
+    db.close().await.expect("close");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch(&format!(
+        "CREATE TABLE filler (b BLOB); \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {filler_pages}) \
+         INSERT INTO filler SELECT zeroblob(4000) FROM n;"
+    ))
+    .expect("fill");
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .expect("page count");
+    (dir, path, settings, pages.unsigned_abs())
+}
+
+/// A server on `settings` whose pooled connections cannot grow the file past `max_pages`.
+async fn start_on_a_small_disk(settings: &Settings, max_pages: u64) -> Server {
+    let db = auth_server::db::connect_with(&settings.database, move |o| {
+        o.pragma("max_page_count", max_pages.to_string())
+    })
+    .await
+    .expect("connect");
+    let app = Application::build_with_db(settings.clone(), db)
+        .await
+        .expect("the application builds");
+    Server::start(app).await
+}
+
+/// Deletes the filler table's rows from a connection of the test's own: their pages become
+/// free for the server's writes.
+fn free_the_space(path: &Path) {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.busy_timeout(Duration::from_secs(3)).expect("timeout");
+    conn.execute("DELETE FROM filler", []).unwrap_or_else(|e| {
+        panic!("could not free space ({e}): a pooled connection holds the write lock")
+    });
+}
+
+/// Registers in rounds of 40 concurrent requests until some are refused (the file is full).
+async fn fill_up(server: &Server, acknowledged: &mut Vec<(String, String)>) -> usize {
+    for round in 0..10 {
+        let emails = (0..40)
+            .map(|i| format!("full-{round}-{i}@example.com"))
+            .collect();
+        let (ok, refused) = server.register_all(emails).await;
+        acknowledged.extend(ok);
+        if !refused.is_empty() {
+            assert!(
+                refused.iter().all(|c| c == "INTERNAL_SERVER_ERROR"),
+                "{refused:?}"
+            );
+            return refused.len();
+        }
+    }
+    panic!("the file never filled up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_acknowledged_around_a_full_disk_survive_a_restart() {
+    let (_dir, path, mut settings, pages) = sqlite_database(40).await;
+    // Few connections, so that each of them meets the full disk.
+    settings.database.max_connections = 2;
+    let server = start_on_a_small_disk(&settings, pages + HEADROOM_PAGES).await;
+
+    let mut acknowledged = Vec::new();
+    let refused = fill_up(&server, &mut acknowledged).await;
+    // More attempts while full: each may leave a connection behind in a failed transaction.
+    let (ok, _) = server
+        .register_all(
+            (0..40)
+                .map(|i| format!("still-full-{i}@example.com"))
+                .collect(),
+        )
+        .await;
+    acknowledged.extend(ok);
+
+    free_the_space(&path);
+    // Answers other than an acknowledgement or EMAIL_TAKEN once the space is back.
+    let mut failed_after = Vec::new();
+    // A client that submits twice: one of each pair is acknowledged, the other is told the
+    // email is taken (the loser's transaction is rolled back after its insert failed).
+    let pairs: Vec<String> = (0..20)
+        .flat_map(|i| {
+            [
+                format!("twice-{i}@example.com"),
+                format!("twice-{i}@example.com"),
+            ]
+        })
+        .collect();
+    let (ok, refused_twice) = server.register_all(pairs).await;
+    failed_after.extend(refused_twice.into_iter().filter(|c| c != "EMAIL_TAKEN"));
+    acknowledged.extend(ok);
+    // Writes recover by themselves: every registration from now on is acknowledged.
+    for round in 0..2 {
+        let emails = (0..40)
+            .map(|i| format!("freed-{round}-{i}@example.com"))
+            .collect();
+        let (ok, refused_after) = server.register_all(emails).await;
+        failed_after.extend(refused_after);
+        acknowledged.extend(ok);
+    }
+    server.shut_down().await;
+
+    // A restart: a new application on the same file, without the page limit.
+    let restarted = Server::start(
+        Application::build(settings.clone())
+            .await
+            .expect("the application builds"),
+    )
+    .await;
+    let mut lost = Vec::new();
+    for (email, access) in &acknowledged {
+        let me = restarted
+            .gql("{ me { email } }", json!({}), Some(access))
+            .await;
+        if me["data"]["me"]["email"].as_str() != Some(email) {
+            lost.push(email.clone());
+        }
+    }
+    restarted.shut_down().await;
+    assert!(
+        lost.is_empty() && failed_after.is_empty(),
+        "{refused} refused while full; after the space was freed {} refused; {} of {} \
+         acknowledged registrations lost after a restart: {:?}",
+        failed_after.len(),
+        lost.len(),
+        acknowledged.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_503_while_writes_cannot_commit_and_recovers_by_itself() {
+    let (_dir, path, settings, pages) = sqlite_database(40).await;
+    let server = start_on_a_small_disk(&settings, pages + HEADROOM_PAGES).await;
+    assert_eq!(
+        server.health().await,
+        (200, json!({"status": "ok", "database": "up"}))
+    );
+    fill_up(&server, &mut Vec::new()).await;
+
+    let down = server.wait_for_health(503, Duration::from_secs(3)).await;
+    assert_eq!(down["database"], "down", "{down}");
+
+    free_the_space(&path);
+    let up = server.wait_for_health(200, Duration::from_secs(5)).await;
+    assert_eq!(up, json!({"status": "ok", "database": "up"}));
+    server
+        .register("after@example.com")
+        .await
+        .expect("a registration after the space returned");
+    server.shut_down().await;
+}
+
+/// The SQLite file of a test app's database URL.
+fn sqlite_path(app: &TestApp) -> PathBuf {
+    let url = app.database_url.trim_start_matches("sqlite://");
+    PathBuf::from(url.split('?').next().expect("path"))
+}
+
+async fn health_of(app: &TestApp) -> (u16, Value) {
+    let resp = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("health answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("health is JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_sqlite_file_under_the_server_is_reported_and_refuses_writes() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let before = app.register_ok("before@example.com").await;
+    assert_eq!(health_of(&app).await.0, 200);
+
+    let path = sqlite_path(&app);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::remove_file(&file).expect("rm");
+        }
+    }
+
+    let (status, body) = health_of(&app).await;
+    assert_eq!(
+        (status, body),
+        (503, json!({"status": "degraded", "database": "down"}))
+    );
+    let refused = app.register("after@example.com", PASSWORD, None).await;
+    let error = refused.expect_error("INTERNAL_SERVER_ERROR");
+    assert_eq!(
+        error["message"], "internal server error",
+        "{}",
+        refused.body
+    );
+    // Every other write too: login opens a session, refresh rotates, logout revokes.
+    app.login_email("before@example.com", PASSWORD)
+        .await
+        .expect_error("INTERNAL_SERVER_ERROR");
+    app.refresh(&before.refresh)
+        .await
+        .expect_error("INTERNAL_SERVER_ERROR");
+    app.logout(Some(&before.access), None, false)
+        .await
+        .expect_error("INTERNAL_SERVER_ERROR");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_the_sqlite_file_is_reported_until_the_original_is_back() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.register_ok("before@example.com").await;
+    let path = sqlite_path(&app);
+    let original = path.with_file_name("original.db");
+    std::fs::hard_link(&path, &original).expect("keep the original");
+
+    // Another file (a copy, same content) moved over the path.
+    let copy = path.with_file_name("copy.db");
+    std::fs::copy(&path, &copy).expect("copy");
+    std::fs::rename(&copy, &path).expect("replace");
+    assert_eq!(health_of(&app).await.0, 503);
+    app.register("after@example.com", PASSWORD, None)
+        .await
+        .expect_error("INTERNAL_SERVER_ERROR");
+
+    // The file the server opened is back at its path: it recovers by itself.
+    std::fs::rename(&original, &path).expect("restore");
+    assert_eq!(
+        health_of(&app).await,
+        (200, json!({"status": "ok", "database": "up"}))
+    );
+    app.register_ok("after@example.com").await;
+}
+
+/// A server backend connection killed while its transaction waits on a lock: the write is
+/// refused, never acknowledged, the pool replaces the connection, and the next writes
+/// commit (an admin connection sees them).
+async fn a_connection_killed_mid_transaction_is_not_reused(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.database.max_connections = 2).await;
+    let admin = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("admin connects");
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    // Hold the unique key of the email in an open transaction: the server's insert waits.
+    let blocker = admin.begin().await.expect("begin");
+    let (hold, find_waiter) = match backend {
+        Backend::Postgres => (
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at) \
+             VALUES (gen_random_uuid(), 'killed@example.com', 'x', now(), now())",
+            "SELECT pid::bigint FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        ),
+        _ => (
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at) \
+             VALUES (UNHEX(REPLACE(UUID(), '-', '')), 'killed@example.com', 'x', NOW(6), NOW(6))",
+            "SELECT CAST(id AS SIGNED) FROM information_schema.processlist \
+             WHERE db = DATABASE() AND command = 'Execute' AND info LIKE 'INSERT INTO%users%'",
+        ),
+    };
+    blocker
+        .execute_unprepared(hold)
+        .await
+        .expect("hold the key");
+    let registering = {
+        let client = app.client.clone();
+        let url = app.url("/graphql");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({
+                    "query": "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+                    "variables": {"i": {"email": "killed@example.com", "password": PASSWORD}},
+                }))
+                .send()
+                .await
+                .expect("answer")
+                .json::<Value>()
+                .await
+                .expect("json")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let waiter: i64 = loop {
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                admin.get_database_backend(),
+                find_waiter,
+            ))
+            .await
+            .expect("find the waiting connection");
+        if let Some(row) = row {
+            break row.try_get_by_index(0).expect("id");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server's insert never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let kill = match backend {
+        Backend::Postgres => format!("SELECT pg_terminate_backend({waiter})"),
+        _ => format!("KILL {waiter}"),
+    };
+    admin.execute_unprepared(&kill).await.expect("kill");
+    let answer = registering.await.expect("register task");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "INTERNAL_SERVER_ERROR",
+        "{answer}"
+    );
+    blocker.rollback().await.expect("rollback");
+
+    assert_eq!(health_of(&app).await.0, 200);
+    for i in 0..4 {
+        app.register_ok(&format!("next-{i}@example.com")).await;
+    }
+    app.register_ok("killed@example.com").await;
+    let committed = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            "SELECT COUNT(*) FROM users",
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    let count: i64 = committed.try_get_by_index(0).expect("count");
+    assert_eq!(count, 5, "every acknowledged registration is committed");
+    admin.close().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_connection_killed_mid_transaction_is_not_reused() {
+    if Backend::Mysql.available() {
+        a_connection_killed_mid_transaction_is_not_reused(Backend::Mysql).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_connection_killed_mid_transaction_is_not_reused() {
+    if Backend::Postgres.available() {
+        a_connection_killed_mid_transaction_is_not_reused(Backend::Postgres).await;
+    }
+}
