@@ -36,6 +36,8 @@ pub struct Application {
     listener: TcpListener,
     routes: axum::Router,
     http: HttpSettings,
+    /// The database pool's size: descriptors the connection bound leaves free.
+    database_connections: usize,
     auth: Arc<AuthService>,
 }
 
@@ -46,7 +48,8 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let db = crate::db::connect(&settings.database).await?;
-        crate::db::migrate(&db).await?;
+        // Under a lock shared with every other instance on this database.
+        crate::migrate::run(&settings.database, crate::migrate::Action::Up).await?;
         Self::build_with_db(settings, db).await
     }
 
@@ -74,6 +77,8 @@ impl Application {
             listener,
             routes: routes(state),
             http: settings.http,
+            database_connections: usize::try_from(settings.database.max_connections)
+                .unwrap_or(usize::MAX),
             auth,
         })
     }
@@ -121,7 +126,14 @@ impl Application {
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
-        let served = crate::http::serve(self.listener, self.routes, &self.http, stop).await;
+        let served = crate::http::serve(
+            self.listener,
+            self.routes,
+            &self.http,
+            self.database_connections,
+            stop,
+        )
+        .await;
         sweeper.abort();
         purger.abort();
         served
