@@ -532,10 +532,7 @@ mod tests {
         assert_eq!(s.http.header_read_timeout, Duration::from_secs(10));
         assert_eq!(s.http.keep_alive_timeout, Some(Duration::from_secs(75)));
         assert_eq!(s.http.max_connections, 4096);
-        assert_eq!(
-            s.database.migration_lock_timeout,
-            Duration::from_secs(300)
-        );
+        assert_eq!(s.database.migration_lock_timeout, Duration::from_secs(300));
         let s = from(&[
             ("HTTP_HEADER_READ_TIMEOUT", "3s"),
             ("HTTP_KEEP_ALIVE_TIMEOUT", "0"),

@@ -175,7 +175,10 @@ async fn acquire(
                 .execute_unprepared(&format!("SELECT pg_advisory_lock({POSTGRES_LOCK_KEY})"))
                 .await;
             match locked {
-                Ok(_) => conn.execute_unprepared("SET lock_timeout = 0").await.map(drop),
+                Ok(_) => conn
+                    .execute_unprepared("SET lock_timeout = 0")
+                    .await
+                    .map(drop),
                 // 55P03 lock_not_available: lock_timeout expired.
                 Err(e) if e.to_string().contains("lock timeout") => Err(waited_too_long()),
                 Err(e) => Err(e),

@@ -70,9 +70,7 @@ impl Application {
                 .then(crate::http::GraphiqlPage::new),
         };
         let addr = SocketAddr::new(settings.host, settings.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let listener = bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
         Ok(Self {
             listener,
             routes: routes(state),
@@ -138,6 +136,24 @@ impl Application {
         purger.abort();
         served
     }
+}
+
+/// Connections waiting to be accepted (the kernel caps it at `net.core.somaxconn`): where
+/// new clients wait while `HTTP_MAX_CONNECTIONS` are open. The usual 128 would make
+/// clients beyond it retry their handshake after a second or more.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` (with `SO_REUSEADDR`, as the standard library does) and listens with
+/// [`LISTEN_BACKLOG`].
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn shutdown_signal() {

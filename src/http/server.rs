@@ -184,7 +184,10 @@ pub fn raise_descriptor_limit() -> Option<u64> {
         }
         tracing::warn!(error = %io::Error::last_os_error(), soft = before, "could not raise the open-file limit");
     } else {
-        tracing::info!(limit = before, "open-file limit (already at its hard limit)");
+        tracing::info!(
+            limit = before,
+            "open-file limit (already at its hard limit)"
+        );
     }
     Some(before)
 }

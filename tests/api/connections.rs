@@ -20,7 +20,11 @@ async fn connect(app: &TestApp) -> TcpStream {
 
 /// Reads (and discards) until the server closes the connection; returns when that
 /// happened, or `None` if it is still open after `limit`.
-async fn closed_after(stream: &mut TcpStream, started: Instant, limit: Duration) -> Option<Duration> {
+async fn closed_after(
+    stream: &mut TcpStream,
+    started: Instant,
+    limit: Duration,
+) -> Option<Duration> {
     let mut buf = [0u8; 4096];
     loop {
         let left = limit.checked_sub(started.elapsed())?;
@@ -43,7 +47,11 @@ async fn read_response(stream: &mut TcpStream) -> String {
             .await
             .expect("a response within 5 s")
             .expect("read");
-        assert!(n > 0, "closed before a response: {}", String::from_utf8_lossy(&text));
+        assert!(
+            n > 0,
+            "closed before a response: {}",
+            String::from_utf8_lossy(&text)
+        );
         text.extend_from_slice(&buf[..n]);
     }
     String::from_utf8_lossy(&text).into_owned()
@@ -59,7 +67,10 @@ async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
     let mut silent = connect(&app).await;
     let closed = closed_after(&mut silent, started, Duration::from_secs(5)).await;
     let closed = closed.expect("a silent connection is still open after 5 s");
-    assert!(closed >= Duration::from_millis(400), "closed after {closed:?}");
+    assert!(
+        closed >= Duration::from_millis(400),
+        "closed after {closed:?}"
+    );
     assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
     app.assert_still_healthy().await;
 }
@@ -78,7 +89,9 @@ async fn a_connection_trickling_header_lines_is_closed_after_the_header_read_tim
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         for i in 0u32.. {
             tick.tick().await;
-            writer.write_all(format!("x-slow-{i}: 1\r\n").as_bytes()).await?;
+            writer
+                .write_all(format!("x-slow-{i}: 1\r\n").as_bytes())
+                .await?;
         }
         Ok::<(), std::io::Error>(())
     });
@@ -91,7 +104,10 @@ async fn a_connection_trickling_header_lines_is_closed_after_the_header_read_tim
         }
     };
     trickle.abort();
-    assert!(closed >= Duration::from_millis(900), "closed after {closed:?}");
+    assert!(
+        closed >= Duration::from_millis(900),
+        "closed after {closed:?}"
+    );
     assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
 }
 
@@ -113,7 +129,10 @@ async fn a_kept_alive_connection_serves_requests_then_closes_after_the_keep_aliv
         .await
         .expect("an idle kept-alive connection is still open after 5 s");
     // Idle longer than the header timeout: the keep-alive timeout applies between requests.
-    assert!(closed >= Duration::from_millis(1300), "closed after {closed:?}");
+    assert!(
+        closed >= Duration::from_millis(1300),
+        "closed after {closed:?}"
+    );
     assert!(closed < Duration::from_secs(4), "closed after {closed:?}");
 }
 
@@ -128,7 +147,9 @@ async fn at_the_connection_bound_a_new_connection_waits_until_one_closes() {
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut c = connect(&app).await;
-        c.write_all(b"GET /health HTTP/1.1\r\n").await.expect("send");
+        c.write_all(b"GET /health HTTP/1.1\r\n")
+            .await
+            .expect("send");
         held.push(c);
     }
     let mut waiting = connect(&app).await;
@@ -177,7 +198,10 @@ async fn health_keeps_answering_with_1100_idle_sockets_open_under_a_1024_descrip
         &["prlimit", "--nofile=1024:1024"],
     );
     server.wait_healthy(Duration::from_secs(20)).await;
-    assert_eq!(open_file_limits(server.pid()), ("1024".into(), "1024".into()));
+    assert_eq!(
+        open_file_limits(server.pid()),
+        ("1024".into(), "1024".into())
+    );
 
     let mut idle = Vec::with_capacity(1_100);
     for _ in 0..1_100 {
@@ -202,11 +226,18 @@ async fn health_keeps_answering_with_1100_idle_sockets_open_under_a_1024_descrip
         });
         assert_eq!(resp.status(), 200);
         // At worst it waits for the idle connections ahead of it to time out.
-        assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let output = server.output();
     assert!(!output.contains("Too many open files"), "{output}");
-    assert!(output.contains("lowered"), "the bound was not lowered:\n{output}");
+    assert!(
+        output.contains("lowered"),
+        "the bound was not lowered:\n{output}"
+    );
     drop(idle);
 }
 
@@ -222,7 +253,10 @@ async fn the_soft_descriptor_limit_is_raised_to_the_hard_limit_at_start() {
         &["prlimit", "--nofile=256:4096"],
     );
     server.wait_healthy(Duration::from_secs(20)).await;
-    assert_eq!(open_file_limits(server.pid()), ("4096".into(), "4096".into()));
+    assert_eq!(
+        open_file_limits(server.pid()),
+        ("4096".into(), "4096".into())
+    );
     assert!(
         server.output().contains("raised the open-file limit"),
         "{}",

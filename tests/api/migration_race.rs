@@ -108,7 +108,10 @@ impl HeldLock {
 
     async fn release(self) {
         if self.0.get_database_backend() == DatabaseBackend::Sqlite {
-            self.0.execute_unprepared("ROLLBACK").await.expect("rollback");
+            self.0
+                .execute_unprepared("ROLLBACK")
+                .await
+                .expect("rollback");
         }
         self.0.close().await.expect("close");
     }
