@@ -92,8 +92,11 @@ pub async fn run(
     };
     let result = locked(&conn, action, settings.migration_lock_timeout).await;
     // Closing the session releases the lock even where releasing it explicitly failed.
-    conn.close().await?;
-    result
+    let closed = conn.close().await;
+    // The migrations' own error matters more than a failure to close.
+    let states = result?;
+    closed?;
+    Ok(states)
 }
 
 /// Acquires the lock, runs `action`, and releases the lock whatever the outcome.
