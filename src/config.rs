@@ -54,6 +54,9 @@ pub struct DatabaseSettings {
     /// Longest a statement may run (PostgreSQL `statement_timeout`, MariaDB
     /// `max_statement_time`, MySQL `max_execution_time`, SQLite busy wait).
     pub statement_timeout: Duration,
+    /// Longest an instance waits for another one's migrations (the cross-process
+    /// migration lock, src/migrate.rs) before it gives up with an error.
+    pub migration_lock_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -111,6 +114,17 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// `Strict-Transport-Security` max-age; off when `None`.
     pub hsts_max_age: Option<Duration>,
+    /// Time a client has to send a complete request head: from the connection's start, or
+    /// from the first byte of a later request on a kept-alive connection. Bounds silent and
+    /// trickling ("slowloris") connections.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may wait idle for its next request; `None` turns
+    /// keep-alive off. Longer than a load balancer's idle timeout, so the balancer closes
+    /// first and never sends a request into a closing connection.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Most client connections open at once; at the bound the server stops accepting
+    /// until one closes. Lowered at start-up to what the descriptor limit allows.
+    pub max_connections: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +257,11 @@ impl Settings {
                 max_connections: positive(&get, "DATABASE_MAX_CONNECTIONS", 10u32)?,
                 acquire_timeout: nonzero_duration(&get, "DATABASE_ACQUIRE_TIMEOUT", "5s")?,
                 statement_timeout: nonzero_duration(&get, "DATABASE_STATEMENT_TIMEOUT", "5s")?,
+                migration_lock_timeout: nonzero_duration(
+                    &get,
+                    "DATABASE_MIGRATION_LOCK_TIMEOUT",
+                    "5m",
+                )?,
             },
             tokens: TokenSettings {
                 access_secret,
@@ -282,6 +301,12 @@ impl Settings {
                     d if d.is_zero() => None,
                     d => Some(d),
                 },
+                header_read_timeout: nonzero_duration(&get, "HTTP_HEADER_READ_TIMEOUT", "10s")?,
+                keep_alive_timeout: match duration(&get, "HTTP_KEEP_ALIVE_TIMEOUT", "75s")? {
+                    d if d.is_zero() => None,
+                    d => Some(d),
+                },
+                max_connections: positive(&get, "HTTP_MAX_CONNECTIONS", 4096usize)?,
             },
             graphql: GraphqlSettings {
                 max_depth: positive(&get, "GRAPHQL_MAX_DEPTH", 16usize)?,
@@ -616,6 +641,36 @@ mod tests {
             "{:?}",
             s.warnings
         );
+    }
+
+    #[test]
+    fn connection_limits_have_documented_defaults_and_refuse_bad_values() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.http.keep_alive_timeout, Some(Duration::from_secs(75)));
+        assert_eq!(s.http.max_connections, 4096);
+        assert_eq!(s.database.migration_lock_timeout, Duration::from_secs(300));
+        let s = from(&[
+            ("HTTP_HEADER_READ_TIMEOUT", "3s"),
+            ("HTTP_KEEP_ALIVE_TIMEOUT", "0"),
+            ("HTTP_MAX_CONNECTIONS", "100"),
+            ("DATABASE_MIGRATION_LOCK_TIMEOUT", "1m"),
+        ])
+        .unwrap();
+        assert_eq!(s.http.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(s.http.keep_alive_timeout, None, "0 turns keep-alive off");
+        assert_eq!(s.http.max_connections, 100);
+        assert_eq!(s.database.migration_lock_timeout, Duration::from_secs(60));
+        for (var, bad) in [
+            ("HTTP_HEADER_READ_TIMEOUT", "0"),
+            ("HTTP_HEADER_READ_TIMEOUT", "soon"),
+            ("HTTP_KEEP_ALIVE_TIMEOUT", "-1"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "many"),
+            ("DATABASE_MIGRATION_LOCK_TIMEOUT", "0"),
+        ] {
+            assert_eq!(from(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+        }
     }
 
     #[test]

@@ -80,7 +80,8 @@ pub async fn connect_with(
     Database::connect(options).await
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration on `db`, without the cross-process lock: for tests on
+/// a private database. The server and the CLI use [`crate::migrate::run`].
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     use migration::MigratorTrait;
     migration::Migrator::up(db, None).await

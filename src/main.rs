@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use auth_server::cli::{Cli, Command, MigrateAction};
 use auth_server::config::Settings;
-use auth_server::{Application, db, telemetry};
+use auth_server::migrate::{self, Action};
+use auth_server::{Application, telemetry};
 use clap::Parser;
-use migration::{Migrator, MigratorTrait};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -53,16 +53,15 @@ async fn migrate(
     settings: Settings,
     action: MigrateAction,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let conn = db::connect(&settings.database).await?;
-    match action {
-        MigrateAction::Up => Migrator::up(&conn, None).await?,
-        MigrateAction::Down { steps } => Migrator::down(&conn, Some(steps)).await?,
-        MigrateAction::Fresh => Migrator::fresh(&conn).await?,
-        MigrateAction::Status => {
-            for m in Migrator::get_migration_with_status(&conn).await? {
-                println!("{:<8} {}", m.status().to_string(), m.name());
-            }
-        }
+    // Under the same cross-process lock as `serve`'s start-up migrations.
+    let action = match action {
+        MigrateAction::Up => Action::Up,
+        MigrateAction::Down { steps } => Action::Down { steps },
+        MigrateAction::Fresh => Action::Fresh,
+        MigrateAction::Status => Action::Status,
+    };
+    for m in migrate::run(&settings.database, action).await? {
+        println!("{:<8} {}", m.status, m.name);
     }
     Ok(())
 }

@@ -36,6 +36,8 @@ pub struct Application {
     listener: TcpListener,
     routes: axum::Router,
     http: HttpSettings,
+    /// The database pool's size: descriptors the connection bound leaves free.
+    database_connections: usize,
     auth: Arc<AuthService>,
 }
 
@@ -46,7 +48,8 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let db = crate::db::connect(&settings.database).await?;
-        crate::db::migrate(&db).await?;
+        // Under a lock shared with every other instance on this database.
+        crate::migrate::run(&settings.database, crate::migrate::Action::Up).await?;
         Self::build_with_db(settings, db).await
     }
 
@@ -67,13 +70,13 @@ impl Application {
                 .then(crate::http::GraphiqlPage::new),
         };
         let addr = SocketAddr::new(settings.host, settings.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let listener = bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
         Ok(Self {
             listener,
             routes: routes(state),
             http: settings.http,
+            database_connections: usize::try_from(settings.database.max_connections)
+                .unwrap_or(usize::MAX),
             auth,
         })
     }
@@ -121,11 +124,36 @@ impl Application {
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
-        let served = crate::http::serve(self.listener, self.routes, &self.http, stop).await;
+        let served = crate::http::serve(
+            self.listener,
+            self.routes,
+            &self.http,
+            self.database_connections,
+            stop,
+        )
+        .await;
         sweeper.abort();
         purger.abort();
         served
     }
+}
+
+/// Connections waiting to be accepted (the kernel caps it at `net.core.somaxconn`): where
+/// new clients wait while `HTTP_MAX_CONNECTIONS` are open. The usual 128 would make
+/// clients beyond it retry their handshake after a second or more.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` (with `SO_REUSEADDR`, as the standard library does) and listens with
+/// [`LISTEN_BACKLOG`].
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn shutdown_signal() {

@@ -4,10 +4,10 @@ mod client_ip;
 mod graphql;
 mod health;
 mod security;
+mod server;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use tower_http::trace::TraceLayer;
 
 pub use client_ip::ClientIpResolver;
 pub use graphql::GraphiqlPage;
+pub use server::{connection_limit, raise_descriptor_limit};
 
 use crate::config::HttpSettings;
 use crate::graphql::Executor;
@@ -112,18 +113,15 @@ pub fn app(
 }
 
 /// Serves `routes` with every layer on `listener` until `stop` completes, then drains
-/// in-flight requests.
+/// in-flight requests. Connections are bounded in number and time (see `server`);
+/// `database_connections` is the pool size, whose descriptors the bound leaves free.
 pub async fn serve(
     listener: TcpListener,
     routes: Router,
     settings: &HttpSettings,
+    database_connections: usize,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app(routes, settings);
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(stop)
-    .await
+    server::serve(listener, app, settings, database_connections, stop).await
 }

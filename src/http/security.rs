@@ -185,6 +185,7 @@ mod tests {
             trusted_proxies: Vec::new(),
             max_body_bytes: 1024,
             hsts_max_age: None,
+            ..crate::config::Settings::defaults().http
         }
     }
 
