@@ -22,7 +22,7 @@ mod refresh;
 mod register;
 mod resilience;
 mod schema;
-mod storage_failures;
 mod server_process;
+mod storage_failures;
 mod tokens;
 mod typed_client;

@@ -474,15 +474,18 @@ async fn a_connection_killed_mid_transaction_is_not_reused(backend: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_mysql), ignore = "TEST_MYSQL_URL was not set at build time")]
 async fn a_mysql_connection_killed_mid_transaction_is_not_reused() {
-    if Backend::Mysql.available() {
-        a_connection_killed_mid_transaction_is_not_reused(Backend::Mysql).await;
-    }
+    Backend::Mysql.require();
+    a_connection_killed_mid_transaction_is_not_reused(Backend::Mysql).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_postgres),
+    ignore = "TEST_POSTGRES_URL was not set at build time"
+)]
 async fn a_postgres_connection_killed_mid_transaction_is_not_reused() {
-    if Backend::Postgres.available() {
-        a_connection_killed_mid_transaction_is_not_reused(Backend::Postgres).await;
-    }
+    Backend::Postgres.require();
+    a_connection_killed_mid_transaction_is_not_reused(Backend::Postgres).await;
 }
