@@ -10,6 +10,7 @@ pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod nesting;
 pub mod startup;
 pub mod telemetry;
 
