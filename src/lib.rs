@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod migrate;
+pub mod nesting;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

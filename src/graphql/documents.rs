@@ -30,10 +30,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError, ValidationResult};
+use async_graphql::{Pos, Request, ServerError, ValidationResult};
 use hashlink::LruCache;
 
 use super::{expansion, introspection};
+use crate::nesting;
 
 /// Parsed documents kept, least recently used dropped first.
 const CAPACITY: usize = 128;
@@ -83,9 +84,9 @@ impl ParsedDocuments {
     /// Hands `request` its parsed document, from the cache or parsed now, so async-graphql
     /// does not parse it again; its own post-parse checks (recursion depth, directives)
     /// still run on every request, and validation on every request that is not known to
-    /// pass it. A fragment bomb, or while introspection is off a document that asks for it,
-    /// is refused as a request error (and never kept); a document that does not parse is
-    /// left for async-graphql's parse error.
+    /// pass it. A text nested too deeply (before it is parsed), a fragment bomb, and while
+    /// introspection is off a document that asks for it, are refused as request errors (and
+    /// never kept); a document that does not parse is left for async-graphql's parse error.
     ///
     /// Done here rather than in async-graphql extension hooks, which run for every field
     /// of every request once any hook is installed; [`KnownValidations`] is the one hook
@@ -114,15 +115,26 @@ impl ParsedDocuments {
                 _ => request,
             });
         }
+        // Before anything recursive reads the text (cached texts passed this already).
+        check_nesting(&request.query)?;
         if let Ok(document) = request.parsed_query() {
-            if expansion::expanded_fields(document) > self.max_fields {
-                return Err(ServerError::new(
-                    format!(
-                        "Query is too large: its fragments expand to more than {} fields",
-                        self.max_fields
-                    ),
-                    None,
-                ));
+            match expansion::expanded_fields(document) {
+                Err(cycle) => {
+                    return Err(ServerError::new(
+                        format!("Cannot spread fragment \"{}\"", cycle.fragment),
+                        Some(cycle.at),
+                    ));
+                }
+                Ok(fields) if fields > self.max_fields => {
+                    return Err(ServerError::new(
+                        format!(
+                            "Query is too large: its fragments expand to more than {} fields",
+                            self.max_fields
+                        ),
+                        None,
+                    ));
+                }
+                Ok(_) => {}
             }
             if self.refuses_introspection
                 && let Some(field) = introspection::find(document)
@@ -152,6 +164,22 @@ impl ParsedDocuments {
         };
         request.data(remember)
     }
+}
+
+/// Refuses a text nested deeper than [`nesting::LIMIT`] as a request error that points at
+/// the first bracket past the limit; async-graphql's parser and validation recurse on
+/// nesting without a bound, and a stack overflow would abort the process.
+fn check_nesting(query: &str) -> Result<(), ServerError> {
+    nesting::check_graphql(query).map_err(|too_deep| {
+        let (line, column) = too_deep.line_column(query);
+        ServerError::new(
+            format!(
+                "Query is nested too deeply: brackets `{{`, `[` and `(` may nest at most {} levels",
+                nesting::LIMIT
+            ),
+            Some(Pos { line, column }),
+        )
+    })
 }
 
 /// Whether a text may be kept: short enough, and without a string literal, which could be

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use crate::graphql::RequestContext;
+use crate::nesting;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -136,8 +137,13 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// An object is one operation, an array a batch; anything else is a 400.
+/// An object is one operation, an array a batch; anything else is a 400, as is a body
+/// nested deeper than [`nesting::LIMIT`] (refused before serde's recursive parse, whose own
+/// limit is 128, and the recursive conversions and drops after it).
 fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
+    if nesting::check_json(body).is_err() {
+        return Err(json_too_deep("the request body"));
+    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let parsed = if first == Some(&b'[') {
         serde_json::from_slice::<Vec<PostOperation>>(body)
@@ -299,6 +305,9 @@ fn parse_get(query_string: &str) -> Result<async_graphql::Request, String> {
     let json = |name: &str, raw: Option<String>| -> Result<serde_json::Value, String> {
         match raw.filter(|r| !r.is_empty()) {
             None => Ok(serde_json::Value::Null),
+            Some(r) if nesting::check_json(r.as_bytes()).is_err() => {
+                Err(json_too_deep(&format!("`{name}`")))
+            }
             Some(r) => serde_json::from_str(&r).map_err(|e| format!("`{name}` is not JSON: {e}")),
         }
     };
@@ -316,6 +325,14 @@ fn parse_get(query_string: &str) -> Result<async_graphql::Request, String> {
         }
     }
     Ok(request)
+}
+
+/// The 400 message for JSON nested deeper than [`nesting::LIMIT`].
+fn json_too_deep(what: &str) -> String {
+    format!(
+        "{what} is nested too deeply: JSON arrays and objects may nest at most {} levels",
+        nesting::LIMIT
+    )
 }
 
 async fn execute(
@@ -353,8 +370,13 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 
 /// Whether the operation a GET would run is a mutation (or subscription).
 fn selects_mutation(request: &async_graphql::Request) -> bool {
+    // Execution reports a text nested too deeply (it must not reach the recursive parser
+    // here either) and a syntax error; nothing runs for either.
+    if nesting::check_graphql(&request.query).is_err() {
+        return false;
+    }
     let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
-        return false; // Execution reports the syntax error.
+        return false;
     };
     let selected = match &request.operation_name {
         Some(name) => doc

@@ -5,6 +5,7 @@ mod helpers;
 
 mod adversarial_flooding;
 mod adversarial_inputs;
+mod adversarial_nesting;
 mod adversarial_tokens;
 mod cli;
 mod connections;
