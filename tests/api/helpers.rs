@@ -544,8 +544,10 @@ impl TestApp {
 #[test]
 fn ci_builds_run_every_backend() {
     if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-        assert!(
-            cfg!(test_mysql) && cfg!(test_postgres),
+        let built_in = [cfg!(test_mysql), cfg!(test_postgres)];
+        assert_eq!(
+            built_in,
+            [true, true],
             "CI must set TEST_MYSQL_URL and TEST_POSTGRES_URL before building the tests"
         );
     }
