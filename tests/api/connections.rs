@@ -204,9 +204,9 @@ async fn at_the_connection_bound_an_idle_kept_alive_connection_is_closed_to_serv
     let response = read_response(&mut new).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let waited = asked.elapsed();
-    assert!(waited < Duration::from_secs(1), "served after {waited:?}");
+    assert!(waited < Duration::from_secs(2), "served after {waited:?}");
     assert!(
-        is_closed_within(&mut kept, Duration::from_secs(1)).await,
+        is_closed_within(&mut kept, Duration::from_secs(2)).await,
         "the idle kept-alive connection is still open"
     );
     // The connection that had begun its request head was not cut: it finishes and is served.
@@ -260,9 +260,9 @@ async fn at_the_connection_bound_a_request_in_flight_is_not_cut() {
     let response = read_response(&mut new).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let waited = idle_from.elapsed();
-    assert!(waited < Duration::from_secs(1), "served after {waited:?}");
+    assert!(waited < Duration::from_secs(2), "served after {waited:?}");
     assert!(
-        is_closed_within(&mut in_flight, Duration::from_secs(1)).await,
+        is_closed_within(&mut in_flight, Duration::from_secs(2)).await,
         "the connection idle after its request is still open"
     );
 }
