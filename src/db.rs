@@ -41,8 +41,7 @@ pub async fn connect_with(
             )
         });
         // An embedded database has no connection to lose, and each ping is a round trip
-        // to the connection's worker thread: pinging on every checkout doubled the thread
-        // hand-offs of a `me` request (see BENCHMARKS.md).
+        // to the connection's worker thread: see bench/FINDINGS.md (item 1).
         options.test_before_acquire(false);
     } else if url.starts_with("postgres") {
         options.statement_timeout(timeout);

@@ -1,6 +1,5 @@
 //! Entry point: parse the command line, read settings, start tracing, hand over.
-//! mimalloc is the allocator: about 10 % fewer instructions per request than glibc's
-//! (bench/FINDINGS.md).
+//! mimalloc is the allocator: see bench/FINDINGS.md (third round).
 
 use std::process::ExitCode;
 

@@ -1,4 +1,8 @@
 //! Versioned schema migrations, shared by SQLite, MySQL/MariaDB and PostgreSQL.
+//!
+//! Each migration spells out its tables and indexes in full, even where they look alike:
+//! a migration once applied must keep doing what it did, so they share only `instant`
+//! (a column type, not a schema).
 
 pub use sea_orm_migration::prelude::*;
 

@@ -144,6 +144,16 @@ fn serve_refuses(extra: &[(&str, &str)]) -> Outcome {
     out
 }
 
+/// `serve` with `extra` refuses to start and its error names `var`.
+fn serve_refuses_naming(extra: &[(&str, &str)], var: &str) {
+    let out = serve_refuses(extra);
+    assert!(
+        out.stderr.contains(var),
+        "{extra:?}: no {var} in stderr:\n{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn the_schema_command_prints_the_sdl_of_the_code() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -231,57 +241,41 @@ fn migrate_fresh_rebuilds_every_table() {
 
 #[test]
 fn serve_in_production_without_jwt_secrets_exits_naming_jwt_access_secret() {
-    let out = serve_refuses(&[("APP_ENV", "production")]);
-    assert!(
-        out.stderr.contains("JWT_ACCESS_SECRET"),
-        "stderr:\n{}",
-        out.stderr
-    );
-    let out = serve_refuses(&[
-        ("APP_ENV", "production"),
-        ("JWT_ACCESS_SECRET", GOOD_ACCESS),
-    ]);
-    assert!(
-        out.stderr.contains("JWT_REFRESH_SECRET"),
-        "stderr:\n{}",
-        out.stderr
+    serve_refuses_naming(&[("APP_ENV", "production")], "JWT_ACCESS_SECRET");
+    serve_refuses_naming(
+        &[
+            ("APP_ENV", "production"),
+            ("JWT_ACCESS_SECRET", GOOD_ACCESS),
+        ],
+        "JWT_REFRESH_SECRET",
     );
 }
 
 #[test]
 fn serve_in_production_with_secrets_shorter_than_32_bytes_exits_naming_them() {
     let short = "s".repeat(31);
-    let out = serve_refuses(&[
-        ("APP_ENV", "production"),
-        ("JWT_ACCESS_SECRET", &short),
-        ("JWT_REFRESH_SECRET", GOOD_REFRESH),
-    ]);
-    assert!(
-        out.stderr.contains("JWT_ACCESS_SECRET"),
-        "stderr:\n{}",
-        out.stderr
+    serve_refuses_naming(
+        &[
+            ("APP_ENV", "production"),
+            ("JWT_ACCESS_SECRET", &short),
+            ("JWT_REFRESH_SECRET", GOOD_REFRESH),
+        ],
+        "JWT_ACCESS_SECRET",
     );
-    let out = serve_refuses(&[
-        ("APP_ENV", "production"),
-        ("JWT_ACCESS_SECRET", GOOD_ACCESS),
-        ("JWT_REFRESH_SECRET", "too-short"),
-    ]);
-    assert!(
-        out.stderr.contains("JWT_REFRESH_SECRET"),
-        "stderr:\n{}",
-        out.stderr
+    serve_refuses_naming(
+        &[
+            ("APP_ENV", "production"),
+            ("JWT_ACCESS_SECRET", GOOD_ACCESS),
+            ("JWT_REFRESH_SECRET", "too-short"),
+        ],
+        "JWT_REFRESH_SECRET",
     );
 }
 
 #[test]
 fn an_invalid_port_exits_naming_port() {
     for port in ["http", "70000", "-1"] {
-        let out = serve_refuses(&[("PORT", port)]);
-        assert!(
-            out.stderr.contains("PORT"),
-            "PORT={port}; stderr:\n{}",
-            out.stderr
-        );
+        serve_refuses_naming(&[("PORT", port)], "PORT");
     }
 }
 

@@ -71,27 +71,25 @@ async fn the_unique_indexes_hold_in_the_database_itself(backend: Backend) {
         .exec_without_returning(&db)
     };
     insert(1, "a@example.com", "Ada").await.expect("first row");
-    let dup_email = insert(2, "a@example.com", "Bob")
-        .await
-        .expect_err("duplicate email");
-    assert!(matches!(
-        dup_email.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    ));
-    let dup_name = insert(3, "b@example.com", "ADA")
-        .await
-        .expect_err("duplicate username");
-    assert!(matches!(
-        dup_name.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    ));
-    let look_alike = insert(4, "a@ex\u{430}mple.com", "Cy")
-        .await
-        .expect_err("look-alike email (Cyrillic a)");
-    assert!(matches!(
-        look_alike.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    ));
+    for (id, email, username, what) in [
+        (2, "a@example.com", "Bob", "duplicate email"),
+        (3, "b@example.com", "ADA", "duplicate username"),
+        (
+            4,
+            "a@ex\u{430}mple.com",
+            "Cy",
+            "look-alike email (Cyrillic a)",
+        ),
+    ] {
+        let err = insert(id, email, username).await.expect_err(what);
+        assert!(
+            matches!(
+                err.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ),
+            "{what}: {err}"
+        );
+    }
     db.close().await.ok();
 }
 

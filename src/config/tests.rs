@@ -1,0 +1,288 @@
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+fn from(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::from_lookup(|k| map.get(k).cloned())
+}
+
+#[test]
+fn defaults_match_the_contract() {
+    let s = Settings::defaults();
+    assert_eq!(s.port, 4000);
+    assert_eq!(s.host.to_string(), "127.0.0.1");
+    assert_eq!(s.tokens.access_ttl, Duration::from_secs(15 * 60));
+    assert_eq!(s.tokens.refresh_ttl, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(s.tokens.reuse_grace, Duration::from_secs(10));
+    assert_eq!(s.passwords.bcrypt_cost, 12);
+    assert_eq!(s.database.url.expose_secret(), "sqlite://auth.db?mode=rwc");
+    assert!(s.tokens.access_secret.expose_secret().len() >= MIN_SECRET_BYTES);
+}
+
+#[test]
+fn production_refuses_missing_or_short_secrets() {
+    let err = from(&[("APP_ENV", "production")]).unwrap_err();
+    assert_eq!(err.var, "JWT_ACCESS_SECRET");
+    let err = from(&[
+        ("APP_ENV", "production"),
+        ("JWT_ACCESS_SECRET", "short"),
+        ("JWT_REFRESH_SECRET", &"r".repeat(32)),
+    ])
+    .unwrap_err();
+    assert_eq!(err.var, "JWT_ACCESS_SECRET");
+    let ok = from(&[
+        ("APP_ENV", "production"),
+        ("JWT_ACCESS_SECRET", &"a".repeat(32)),
+        ("JWT_REFRESH_SECRET", &"r".repeat(32)),
+    ]);
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn hash_priority_defaults_to_idle_and_refuses_unknown_values() {
+    assert_eq!(
+        from(&[]).unwrap().passwords.hash_priority,
+        HashPriority::Idle
+    );
+    let low = from(&[("PASSWORD_HASH_PRIORITY", "low")]).unwrap();
+    assert_eq!(low.passwords.hash_priority, HashPriority::Low);
+    let err = from(&[("PASSWORD_HASH_PRIORITY", "high")]).unwrap_err();
+    assert_eq!(err.var, "PASSWORD_HASH_PRIORITY");
+}
+
+#[test]
+fn identical_secrets_are_refused() {
+    let same = "s".repeat(40);
+    let err = from(&[("JWT_ACCESS_SECRET", &same), ("JWT_REFRESH_SECRET", &same)]).unwrap_err();
+    assert_eq!(err.var, "JWT_REFRESH_SECRET");
+}
+
+#[test]
+fn durations_accept_units_and_bare_seconds() {
+    assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+    assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+    assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+    assert!(parse_duration("soon").is_err());
+    assert_eq!(
+        from(&[("ACCESS_TOKEN_TTL", "0")]).unwrap_err().var,
+        "ACCESS_TOKEN_TTL"
+    );
+}
+
+#[test]
+fn bad_values_name_their_variable() {
+    assert_eq!(from(&[("PORT", "http")]).unwrap_err().var, "PORT");
+    assert_eq!(
+        from(&[("BCRYPT_COST", "3")]).unwrap_err().var,
+        "BCRYPT_COST"
+    );
+    assert_eq!(
+        from(&[("TRUSTED_PROXIES", "10.0.0.0/8, nope")])
+            .unwrap_err()
+            .var,
+        "TRUSTED_PROXIES"
+    );
+    assert_eq!(from(&[("APP_ENV", "staging")]).unwrap_err().var, "APP_ENV");
+    assert_eq!(
+        from(&[("GRAPHIQL_ENABLED", "maybe")]).unwrap_err().var,
+        "GRAPHIQL_ENABLED"
+    );
+}
+
+/// Production settings with valid secrets and `extra` on top.
+fn production(extra: &[(&str, &str)]) -> Settings {
+    let (access, refresh) = ("a".repeat(32), "r".repeat(32));
+    let mut pairs = vec![
+        ("APP_ENV", "production"),
+        ("JWT_ACCESS_SECRET", access.as_str()),
+        ("JWT_REFRESH_SECRET", refresh.as_str()),
+    ];
+    pairs.extend_from_slice(extra);
+    from(&pairs).unwrap()
+}
+
+#[test]
+fn graphiql_and_introspection_are_on_in_development_and_off_in_production() {
+    let dev = from(&[]).unwrap();
+    assert!(dev.graphql.graphiql);
+    assert!(dev.graphql.introspection);
+    let prod = production(&[]);
+    assert!(
+        !prod.graphql.graphiql,
+        "GraphiQL on by default in production"
+    );
+    assert!(
+        !prod.graphql.introspection,
+        "introspection on by default in production"
+    );
+    assert!(prod.warnings.is_empty(), "{:?}", prod.warnings);
+}
+
+#[test]
+fn graphiql_and_introspection_can_be_switched_either_way_in_either_environment() {
+    for (value, on) in [("true", true), ("on", true), ("1", true), ("false", false)] {
+        let prod = production(&[
+            ("GRAPHIQL_ENABLED", value),
+            ("GRAPHQL_INTROSPECTION", value),
+        ]);
+        assert_eq!(
+            (prod.graphql.graphiql, prod.graphql.introspection),
+            (on, on)
+        );
+        let dev = from(&[
+            ("GRAPHIQL_ENABLED", value),
+            ("GRAPHQL_INTROSPECTION", value),
+        ])
+        .unwrap();
+        assert_eq!((dev.graphql.graphiql, dev.graphql.introspection), (on, on));
+    }
+    // Each switch is independent of the other.
+    let only_introspection = production(&[("GRAPHQL_INTROSPECTION", "yes")]);
+    assert!(!only_introspection.graphql.graphiql);
+    assert!(only_introspection.graphql.introspection);
+    assert_eq!(
+        from(&[("GRAPHQL_INTROSPECTION", "sometimes")])
+            .unwrap_err()
+            .var,
+        "GRAPHQL_INTROSPECTION"
+    );
+}
+
+#[test]
+fn graphiql_without_introspection_is_allowed_with_a_warning() {
+    let s = production(&[("GRAPHIQL_ENABLED", "true")]);
+    assert!(s.graphql.graphiql && !s.graphql.introspection);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("GRAPHIQL_ENABLED") && w.contains("GRAPHQL_INTROSPECTION")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn a_catch_all_trusted_proxy_range_is_warned_about() {
+    for catch_all in ["0.0.0.0/0", "::/0"] {
+        let s = from(&[("TRUSTED_PROXIES", &format!("10.0.0.0/8, {catch_all}"))]).unwrap();
+        let warned: Vec<_> = s
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with("TRUSTED_PROXIES"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{catch_all}: {:?}", s.warnings);
+        assert!(warned[0].contains(catch_all), "{}", warned[0]);
+    }
+    let s = from(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1, fd00::/8")]).unwrap();
+    assert!(
+        !s.warnings.iter().any(|w| w.starts_with("TRUSTED_PROXIES")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn connection_limits_have_documented_defaults_and_refuse_bad_values() {
+    let s = from(&[]).unwrap();
+    assert_eq!(s.http.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.http.keep_alive_timeout, Some(Duration::from_secs(75)));
+    assert_eq!(s.http.max_connections, 4096);
+    assert_eq!(s.database.migration_lock_timeout, Duration::from_secs(300));
+    let s = from(&[
+        ("HTTP_HEADER_READ_TIMEOUT", "3s"),
+        ("HTTP_KEEP_ALIVE_TIMEOUT", "0"),
+        ("HTTP_MAX_CONNECTIONS", "100"),
+        ("DATABASE_MIGRATION_LOCK_TIMEOUT", "1m"),
+    ])
+    .unwrap();
+    assert_eq!(s.http.header_read_timeout, Duration::from_secs(3));
+    assert_eq!(s.http.keep_alive_timeout, None, "0 turns keep-alive off");
+    assert_eq!(s.http.max_connections, 100);
+    assert_eq!(s.database.migration_lock_timeout, Duration::from_secs(60));
+    for (var, bad) in [
+        ("HTTP_HEADER_READ_TIMEOUT", "0"),
+        ("HTTP_HEADER_READ_TIMEOUT", "soon"),
+        ("HTTP_KEEP_ALIVE_TIMEOUT", "-1"),
+        ("HTTP_MAX_CONNECTIONS", "0"),
+        ("HTTP_MAX_CONNECTIONS", "many"),
+        ("DATABASE_MIGRATION_LOCK_TIMEOUT", "0"),
+    ] {
+        assert_eq!(from(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+    }
+}
+
+#[test]
+fn lists_are_trimmed_and_proxies_accept_addresses_and_cidrs() {
+    let s = from(&[
+        (
+            "CORS_ALLOWED_ORIGINS",
+            " https://a.example , https://b.example ,",
+        ),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1"),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.http.cors_allowed_origins,
+        vec!["https://a.example", "https://b.example"]
+    );
+    assert_eq!(s.http.trusted_proxies.len(), 2);
+    assert!(s.http.trusted_proxies[1].contains(&"127.0.0.1".parse::<IpAddr>().unwrap()));
+}
+
+#[test]
+fn words_accept_their_aliases_and_name_the_choices_when_refused() {
+    for (value, environment) in [
+        ("development", Environment::Development),
+        ("dev", Environment::Development),
+        ("test", Environment::Development),
+        (" prod ", Environment::Production),
+    ] {
+        let s = from(&[
+            ("APP_ENV", value),
+            ("JWT_ACCESS_SECRET", &"a".repeat(32)),
+            ("JWT_REFRESH_SECRET", &"r".repeat(32)),
+        ]);
+        assert_eq!(s.unwrap().environment, environment, "APP_ENV={value}");
+    }
+    for (value, format) in [("text", LogFormat::Pretty), ("json", LogFormat::Json)] {
+        assert_eq!(from(&[("LOG_FORMAT", value)]).unwrap().log_format, format);
+    }
+    assert_eq!(from(&[]).unwrap().log_format, LogFormat::Pretty);
+    for (var, bad, message) in [
+        (
+            "APP_ENV",
+            "Production",
+            "expected development or production, got \"Production\"",
+        ),
+        ("LOG_FORMAT", "xml", "expected pretty or json, got \"xml\""),
+        (
+            "PASSWORD_HASH_PRIORITY",
+            "high",
+            "expected idle, low or normal, got \"high\"",
+        ),
+    ] {
+        let err = from(&[(var, bad)]).unwrap_err();
+        assert_eq!((err.var, err.message.as_str()), (var, message));
+    }
+}
+
+#[test]
+fn hsts_is_off_by_default_and_at_zero() {
+    assert_eq!(from(&[]).unwrap().http.hsts_max_age, None);
+    assert_eq!(
+        from(&[("HSTS_MAX_AGE", "0")]).unwrap().http.hsts_max_age,
+        None
+    );
+    assert_eq!(
+        from(&[("HSTS_MAX_AGE", "365d")]).unwrap().http.hsts_max_age,
+        Some(Duration::from_secs(365 * 86_400))
+    );
+}
