@@ -69,8 +69,8 @@ pub fn routes(state: AppState) -> Router {
 /// the body limit.
 ///
 /// The layers wrap the router as one service instead of going through `Router::layer`,
-/// which boxes each layer around each route and clones the boxes on every request (about
-/// 4 % of a `me` request's CPU; see `bench/FINDINGS.md`).
+/// which boxes each layer around each route and clones the boxes on every request
+/// (see `bench/FINDINGS.md`).
 pub fn app(
     routes: Router,
     settings: &HttpSettings,
