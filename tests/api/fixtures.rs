@@ -37,79 +37,28 @@ fragment TypeRef on __Type {
 /// What graphql-js `getIntrospectionQuery()` returns with its default options, which is
 /// what GraphiQL sends.
 pub fn standard_introspection_query() -> String {
-    format!(
-        "
-query IntrospectionQuery {{
-  __schema {{
-    queryType {{ name }}
-    mutationType {{ name }}
-    subscriptionType {{ name }}
-    types {{
-      ...FullType
-    }}
-    directives {{
-      name
-      description
-      locations
-      args {{
-        ...InputValue
-      }}
-    }}
-  }}
-}}
-
-fragment FullType on __Type {{
-  kind
-  name
-  description
-  fields(includeDeprecated: true) {{
-    name
-    description
-    args {{
-      ...InputValue
-    }}
-    type {{
-      ...TypeRef
-    }}
-    isDeprecated
-    deprecationReason
-  }}
-  inputFields {{
-    ...InputValue
-  }}
-  interfaces {{
-    ...TypeRef
-  }}
-  enumValues(includeDeprecated: true) {{
-    name
-    description
-    isDeprecated
-    deprecationReason
-  }}
-  possibleTypes {{
-    ...TypeRef
-  }}
-}}
-
-fragment InputValue on __InputValue {{
-  name
-  description
-  type {{ ...TypeRef }}
-  defaultValue
-}}
-{TYPE_REF}"
-    )
+    introspection_query(false)
 }
 
 /// `getIntrospectionQuery` with every option on (descriptions, schemaDescription,
 /// specifiedByUrl, directiveIsRepeatable, inputValueDeprecation, oneOf), as schema-driven
 /// code generators may send it.
 pub fn full_options_introspection_query() -> String {
+    introspection_query(true)
+}
+
+/// `getIntrospectionQuery`'s text with its default options or with every option on.
+fn introspection_query(every_option: bool) -> String {
+    let on = |text: &'static str| if every_option { text } else { "" };
+    let deprecated_args = on("(includeDeprecated: true)");
+    let schema_description = on("\n    description");
+    let is_repeatable = on("\n      isRepeatable");
+    let type_options = on("\n  specifiedByURL\n  isOneOf");
+    let input_value_deprecation = on("\n  isDeprecated\n  deprecationReason");
     format!(
         "
 query IntrospectionQuery {{
-  __schema {{
-    description
+  __schema {{{schema_description}
     queryType {{ name }}
     mutationType {{ name }}
     subscriptionType {{ name }}
@@ -118,10 +67,9 @@ query IntrospectionQuery {{
     }}
     directives {{
       name
-      description
-      isRepeatable
+      description{is_repeatable}
       locations
-      args(includeDeprecated: true) {{
+      args{deprecated_args} {{
         ...InputValue
       }}
     }}
@@ -131,13 +79,11 @@ query IntrospectionQuery {{
 fragment FullType on __Type {{
   kind
   name
-  description
-  specifiedByURL
-  isOneOf
+  description{type_options}
   fields(includeDeprecated: true) {{
     name
     description
-    args(includeDeprecated: true) {{
+    args{deprecated_args} {{
       ...InputValue
     }}
     type {{
@@ -146,7 +92,7 @@ fragment FullType on __Type {{
     isDeprecated
     deprecationReason
   }}
-  inputFields(includeDeprecated: true) {{
+  inputFields{deprecated_args} {{
     ...InputValue
   }}
   interfaces {{
@@ -167,9 +113,7 @@ fragment InputValue on __InputValue {{
   name
   description
   type {{ ...TypeRef }}
-  defaultValue
-  isDeprecated
-  deprecationReason
+  defaultValue{input_value_deprecation}
 }}
 {TYPE_REF}"
     )
