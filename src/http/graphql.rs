@@ -1,89 +1,21 @@
-//! `/graphql`: POST and GET execution, GraphiQL, batching and response shaping.
+//! `/graphql`: the POST and GET handlers (GraphiQL on a GET without a query), batching,
+//! and execution with the caller's context. Media types and response shaping are in
+//! `media`, the playground in `graphiql`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use async_graphql::BatchRequest;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse, ServerError};
-use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
+use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::media::{Media, error_response, is_json, negotiate, not_acceptable, shape};
 use crate::graphql::RequestContext;
 use crate::nesting;
-
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-
-/// The playground page, rendered once, and the CSP that lets exactly it load. Its CDN
-/// assets carry `integrity` hashes, so a CDN that serves other bytes cannot run code in the
-/// page (which holds the bearer token a person pastes into it).
-pub struct GraphiqlPage {
-    html: String,
-    csp: HeaderValue,
-}
-
-impl GraphiqlPage {
-    pub fn new() -> Self {
-        let script = include_str!("graphiql.js");
-        let html = include_str!("graphiql.html").replace("__BOOTSTRAP__", script);
-        let csp = Self::csp(&html);
-        Self {
-            html,
-            csp: HeaderValue::from_str(&csp).expect("the CSP is ASCII"),
-        }
-    }
-
-    /// A policy that admits exactly what the page loads: its pinned scripts and stylesheet
-    /// by full URL, its inline script and style by hash, the data: fonts and images of
-    /// GraphiQL's stylesheet, and requests to this origin only.
-    fn csp(html: &str) -> String {
-        let hash = |text: &str| {
-            let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text));
-            format!("'sha256-{digest}'")
-        };
-        let mut scripts = external_urls(html, "<script src=\"");
-        scripts.extend(inline_blocks(html, "<script>", "</script>").map(hash));
-        let mut styles = external_urls(html, "<link rel=\"stylesheet\" href=\"");
-        styles.extend(inline_blocks(html, "<style>", "</style>").map(hash));
-        format!(
-            "default-src 'none'; script-src {}; style-src {}; img-src data:; font-src data:; \
-             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-            scripts.join(" "),
-            styles.join(" "),
-        )
-    }
-}
-
-/// The URLs that follow each `prefix` (up to the closing quote).
-fn external_urls(html: &str, prefix: &str) -> Vec<String> {
-    html.split(prefix)
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The contents of each `open` … `close` block.
-fn inline_blocks<'a>(
-    html: &'a str,
-    open: &'a str,
-    close: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    html.split(open)
-        .skip(1)
-        .filter_map(move |rest| rest.split_once(close).map(|(body, _)| body))
-}
-
-impl Default for GraphiqlPage {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// POST: a JSON body holding one operation or a batch of at most `max_batch`.
 pub async fn post_handler(
@@ -129,14 +61,6 @@ pub async fn post_handler(
     execute(&state, peer, &headers, request, media).await
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-}
-
 /// An object is one operation, an array a batch; anything else is a 400, as is a body
 /// nested deeper than [`nesting::LIMIT`] (refused before serde's recursive parse, whose own
 /// limit is 128, and the recursive conversions and drops after it).
@@ -172,76 +96,6 @@ impl From<PostOperation> for async_graphql::Request {
     }
 }
 
-/// The response media types of GraphQL over HTTP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Media {
-    /// `application/graphql-response+json`: request errors are 400.
-    GraphqlResponseJson,
-    /// `application/json`, for legacy clients: always 200 once the request is understood.
-    Json,
-}
-
-/// Picks the response media type from `Accept` (q-values and wildcards honoured); `None`
-/// when the client accepts neither, which is a 406. No `Accept` means `application/json`,
-/// as does `*/*` (curl's default). At equal preference a client that names
-/// `application/graphql-response+json` explicitly gets it.
-fn negotiate(headers: &HeaderMap) -> Option<Media> {
-    let mut ranges = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .peekable();
-    if ranges.peek().is_none() {
-        return Some(Media::Json);
-    }
-    // Per media type: (specificity of the best matching range, its q), q in thousandths.
-    let mut graphql = (0u8, 0u16);
-    let mut json = (0u8, 0u16);
-    for range in ranges {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(1000, |(_, v)| {
-                v.trim()
-                    .parse::<f32>()
-                    .map_or(0, |q| (q.clamp(0.0, 1.0) * 1000.0) as u16)
-            });
-        let specificity = |name: &str| match media.as_str() {
-            m if m == name => 3,
-            "application/*" => 2,
-            "*/*" => 1,
-            _ => 0,
-        };
-        for (slot, name) in [
-            (&mut graphql, GRAPHQL_RESPONSE_JSON),
-            (&mut json, "application/json"),
-        ] {
-            let s = specificity(name);
-            if s > slot.0 {
-                *slot = (s, q);
-            }
-        }
-    }
-    match (graphql.1, json.1) {
-        (0, 0) => None,
-        (g, j) if g > j || (g == j && graphql.0 == 3) => Some(Media::GraphqlResponseJson),
-        _ => Some(Media::Json),
-    }
-}
-
-/// 406 for a client that accepts none of the GraphQL-over-HTTP media types.
-fn not_acceptable() -> Response {
-    error_response(
-        StatusCode::NOT_ACCEPTABLE,
-        "accept application/graphql-response+json or application/json",
-    )
-}
-
 /// GET: GraphiQL for a browser without a query; otherwise a query (never a mutation).
 pub async fn get_handler(
     State(state): State<Arc<AppState>>,
@@ -256,13 +110,7 @@ pub async fn get_handler(
         .any(|pair| pair.split('=').next() == Some("query"));
     if !has_query {
         return match &state.graphiql {
-            Some(page) if method == Method::GET => {
-                let mut response = axum::response::Html(page.html.clone()).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_SECURITY_POLICY, page.csp.clone());
-                response
-            }
+            Some(page) if method == Method::GET => page.response(),
             _ => error_response(StatusCode::BAD_REQUEST, "missing the `query` parameter"),
         };
     }
@@ -394,72 +242,4 @@ fn selects_mutation(request: &async_graphql::Request) -> bool {
         selected,
         Some(OperationType::Mutation | OperationType::Subscription)
     )
-}
-
-/// JSON body, the media type the client asked for, and `Retry-After` when rate-limited.
-fn shape(response: BatchResponse, media: Media) -> Response {
-    let errors: Vec<&ServerError> = match &response {
-        BatchResponse::Single(r) => r.errors.iter().collect(),
-        BatchResponse::Batch(rs) => rs.iter().flat_map(|r| r.errors.iter()).collect(),
-    };
-    let retry_after = errors
-        .iter()
-        .filter_map(|e| e.extensions.as_ref()?.get("retryAfter"))
-        .filter_map(|v| match v {
-            async_graphql::Value::Number(n) => n.as_u64(),
-            _ => None,
-        })
-        .max();
-    // A request error (a document that does not parse or validate, variables that do not
-    // coerce: nothing executed) has no `data` entry (GraphQL spec, "Response Format") and
-    // is a 400 under the GraphQL-over-HTTP media type; under application/json it stays 200.
-    let request_error = match &response {
-        BatchResponse::Single(r) => {
-            !r.errors.is_empty()
-                && r.data == async_graphql::Value::Null
-                && r.errors.iter().all(|e| e.path.is_empty())
-        }
-        BatchResponse::Batch(_) => false,
-    };
-    let mut http_response = match (&response, request_error) {
-        (BatchResponse::Single(r), true) => {
-            let body = RequestErrors {
-                errors: &r.errors,
-                extensions: &r.extensions,
-            };
-            let mut http_response = axum::Json(body).into_response();
-            if media == Media::GraphqlResponseJson {
-                *http_response.status_mut() = StatusCode::BAD_REQUEST;
-            }
-            http_response
-        }
-        _ => GraphQLResponse::from(response).into_response(),
-    };
-    let content_type = match media {
-        Media::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
-        Media::Json => "application/json",
-    };
-    http_response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Some(secs) = retry_after {
-        http_response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    http_response
-}
-
-/// The body of a request error: `errors` (and any extensions), no `data`.
-#[derive(serde::Serialize)]
-struct RequestErrors<'a> {
-    errors: &'a [ServerError],
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
-}
-
-/// A GraphQL-shaped error body for requests that never reached execution.
-pub fn error_response(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({ "errors": [{ "message": message }] });
-    (status, axum::Json(body)).into_response()
 }

@@ -1,8 +1,10 @@
 //! The HTTP surface: routes, middleware (request id, tracing, CORS, headers, limits).
 
 mod client_ip;
+mod graphiql;
 mod graphql;
 mod health;
+mod media;
 mod security;
 mod server;
 
@@ -26,7 +28,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use client_ip::ClientIpResolver;
-pub use graphql::GraphiqlPage;
+pub use graphiql::GraphiqlPage;
+pub use media::error_response;
 pub use server::{connection_limit, raise_descriptor_limit};
 
 use crate::config::HttpSettings;
@@ -46,7 +49,7 @@ pub struct AppState {
     /// Most operations accepted in one batched POST.
     pub max_batch: usize,
     /// The playground page and its CSP, when enabled.
-    pub graphiql: Option<graphql::GraphiqlPage>,
+    pub graphiql: Option<GraphiqlPage>,
 }
 
 /// The routes, without middleware (see [`serve`]).
@@ -66,8 +69,8 @@ pub fn routes(state: AppState) -> Router {
 /// the body limit.
 ///
 /// The layers wrap the router as one service instead of going through `Router::layer`,
-/// which boxes each layer around each route and clones the boxes on every request (about
-/// 4 % of a `me` request's CPU; see `bench/FINDINGS.md`).
+/// which boxes each layer around each route and clones the boxes on every request
+/// (see `bench/FINDINGS.md`).
 pub fn app(
     routes: Router,
     settings: &HttpSettings,

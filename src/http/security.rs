@@ -43,9 +43,8 @@ fn cors_layer(settings: &HttpSettings) -> CorsLayer {
 /// request; they are found once, by running the layer on such a request.
 ///
 /// The layer builds and merges a header map for every request, and hyper clones the whole
-/// middleware stack for every request, the layer's lists with it: about 6 % of a `me`
-/// request's instructions for requests (servers, scripts, same-origin pages) that CORS
-/// does not concern (see `bench/FINDINGS.md`).
+/// middleware stack for every request, the layer's lists with it, for requests (servers,
+/// scripts, same-origin pages) that CORS does not concern (see `bench/FINDINGS.md`).
 #[derive(Clone)]
 pub struct Cors {
     layer: Arc<CorsLayer>,

@@ -1,6 +1,7 @@
 //! One integration-test binary: every test starts the real server on a random port, on a
 //! fresh database, and speaks GraphQL over HTTP.
 
+mod fixtures;
 mod helpers;
 
 mod adversarial_flooding;
