@@ -10,8 +10,9 @@ use async_graphql::{
 };
 use serde_json::json;
 
-use super::*;
+use super::set_codes;
 use crate::domain::Email;
+use crate::error::AuthError;
 
 /// What a service call returns.
 async fn service(outcome: AuthError) -> Result<bool, AuthError> {
