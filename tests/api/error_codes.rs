@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::helpers::PASSWORD;
 use crate::server_process::{ServerProcess, spawn};
 
-const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { accessToken } }";
+const REGISTER: &str =
+    "mutation($input: RegisterInput!) { register(input: $input) { accessToken } }";
 
 /// Registers `email`; returns the response's request id and body.
 async fn register(server: &ServerProcess, email: &str) -> (String, Value) {
@@ -38,7 +39,10 @@ async fn an_internal_error_reaches_the_client_without_its_cause_and_is_logged() 
     let mut server = spawn(dir.path(), &url, &["serve"], &[], &[]);
     server.wait_healthy(Duration::from_secs(20)).await;
     let (_, body) = register(&server, "before@example.com").await;
-    assert!(body["data"]["register"]["accessToken"].is_string(), "{body}");
+    assert!(
+        body["data"]["register"]["accessToken"].is_string(),
+        "{body}"
+    );
 
     // Writes cannot be acknowledged once the file is gone from its path.
     for suffix in ["", "-wal", "-shm"] {

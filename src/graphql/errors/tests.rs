@@ -6,7 +6,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, Guard, InputObject, Object, Result, Schema, Variables,
+    Context, EmptyMutation, EmptySubscription, Guard, InputObject, Object, Result, Schema,
+    Variables,
 };
 use serde_json::json;
 
@@ -52,8 +53,9 @@ impl Query {
 
     /// A database error that skipped `AuthError`.
     async fn raw_db(&self) -> Result<bool> {
-        let read: Result<bool, sea_orm::DbErr> =
-            Err(sea_orm::DbErr::Custom("SELECT password_hash FROM users".into()));
+        let read: Result<bool, sea_orm::DbErr> = Err(sea_orm::DbErr::Custom(
+            "SELECT password_hash FROM users".into(),
+        ));
         Ok(read?)
     }
 
