@@ -1,9 +1,12 @@
 //! The one error type of the service and its mapping to the contract's `extensions.code`.
 //!
-//! The auth service returns `AuthError`; resolvers turn it into a GraphQL error with
-//! [`AuthError::into_graphql`]. Nothing else decides what a client sees.
+//! The auth service returns `AuthError`, and resolvers pass it on with `?`. What a client
+//! sees is decided after execution, by the error's type, in one pass
+//! (`graphql::errors`), which uses [`AuthError::extensions`] and logs
+//! [`AuthError::internal_cause`]. There is deliberately no conversion into a GraphQL
+//! error here: one that set the code in a resolver could skip the log.
 
-use async_graphql::ErrorExtensions;
+use async_graphql::ErrorExtensionValues;
 
 use crate::domain::InvalidInput;
 
@@ -67,25 +70,26 @@ impl AuthError {
         }
     }
 
-    /// The GraphQL error a client receives, with `extensions.code` (and `field` or `retryAfter`).
-    pub fn into_graphql(self) -> async_graphql::Error {
-        if let Self::Internal(cause) = &self {
-            tracing::error!(error = %chain(cause), "internal error");
+    /// The `extensions` a client receives: `code`, and `field` or `retryAfter`. The message
+    /// it receives is the error's `Display`.
+    pub fn extensions(&self) -> ErrorExtensionValues {
+        let mut ext = ErrorExtensionValues::default();
+        ext.set("code", self.code());
+        match self {
+            Self::BadUserInput(invalid) => ext.set("field", invalid.field),
+            Self::RateLimited { retry_after } => ext.set("retryAfter", *retry_after),
+            _ => {}
         }
-        self.extend()
+        ext
     }
-}
 
-impl ErrorExtensions for AuthError {
-    fn extend(&self) -> async_graphql::Error {
-        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
-            ext.set("code", self.code());
-            match self {
-                Self::BadUserInput(invalid) => ext.set("field", invalid.field),
-                Self::RateLimited { retry_after } => ext.set("retryAfter", *retry_after),
-                _ => {}
-            }
-        })
+    /// For an internal error, its cause and the cause's whole source chain on one line
+    /// (for the log only); `None` for an error the client caused.
+    pub fn internal_cause(&self) -> Option<String> {
+        match self {
+            Self::Internal(cause) => Some(chain(cause)),
+            _ => None,
+        }
     }
 }
 
@@ -115,9 +119,8 @@ mod tests {
     use super::*;
     use async_graphql::Value;
 
-    fn ext(e: AuthError) -> (String, async_graphql::ErrorExtensionValues) {
-        let gql = e.into_graphql();
-        (gql.message, gql.extensions.expect("extensions are set"))
+    fn ext(e: AuthError) -> (String, ErrorExtensionValues) {
+        (e.to_string(), e.extensions())
     }
 
     #[test]
@@ -158,5 +161,20 @@ mod tests {
         assert_eq!(msg, "internal server error");
         assert_eq!(ext.get("code"), Some(&Value::from("INTERNAL_SERVER_ERROR")));
         assert!(ext.get("field").is_none());
+    }
+
+    #[test]
+    fn only_internal_errors_have_a_cause_to_log_with_its_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("query failed")]
+        struct Outer(#[source] std::io::Error);
+
+        let err = AuthError::internal(Outer(std::io::Error::other("disk full")));
+        assert_eq!(
+            err.internal_cause().as_deref(),
+            Some("query failed: disk full")
+        );
+        assert_eq!(err.to_string(), "internal server error");
+        assert_eq!(AuthError::EmailTaken.internal_cause(), None);
     }
 }

@@ -2,9 +2,9 @@
 
 mod context;
 mod documents;
+mod errors;
 mod expansion;
 mod guard;
-mod input_errors;
 mod introspection;
 mod mutation;
 mod query;
@@ -33,7 +33,8 @@ pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 ///
 /// The schema has one async-graphql extension, for the validations the document cache
 /// knows: with any installed, every field goes through the extension chain, so the
-/// document cache runs before execution and the error codes after it instead.
+/// document cache runs before execution and the error mapping ([`errors`]) after it
+/// instead.
 #[derive(Clone)]
 pub struct Executor {
     schema: AppSchema,
@@ -65,7 +66,7 @@ impl Executor {
             Err(error) => return Response::from_errors(vec![error]),
         };
         let mut response = self.schema.execute(request).await;
-        input_errors::add_codes(&mut response);
+        errors::set_codes(&mut response);
         response
     }
 

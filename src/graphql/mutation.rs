@@ -1,4 +1,5 @@
 //! Root mutation fields: parse input into domain types, call the auth service, map the result.
+//! Errors pass on with `?`; what a client sees of them is decided in [`super::errors`].
 
 use async_graphql::{Context, Object, Result};
 
@@ -15,35 +16,24 @@ impl Mutation {
     /// Creates an account and opens a session.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let auth = auth(ctx)?;
-        let run = async {
-            auth.count_register_attempt(request(ctx).map_err(|_| missing_context())?.client_ip())?;
-            let email = Email::parse_new(&input.email)?;
-            let password = Password::parse(&input.password)?;
-            let username = input.username.as_deref().map(Username::parse).transpose()?;
-            auth.register(email, password, username).await
-        };
-        run.await.map(Into::into).map_err(AuthError::into_graphql)
+        auth.count_register_attempt(request(ctx)?.client_ip())?;
+        let email = Email::parse_new(&input.email)?;
+        let password = Password::parse(&input.password)?;
+        let username = input.username.as_deref().map(Username::parse).transpose()?;
+        Ok(auth.register(email, password, username).await?.into())
     }
 
     /// Opens a session for an email or username and password.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let auth = auth(ctx)?;
-        let run = async {
-            auth.count_login_attempt(request(ctx).map_err(|_| missing_context())?.client_ip())?;
-            let identifier =
-                LoginIdentifier::parse(input.email.as_deref(), input.username.as_deref())?;
-            auth.login(identifier, &input.password).await
-        };
-        run.await.map(Into::into).map_err(AuthError::into_graphql)
+        auth.count_login_attempt(request(ctx)?.client_ip())?;
+        let identifier = LoginIdentifier::parse(input.email.as_deref(), input.username.as_deref())?;
+        Ok(auth.login(identifier, &input.password).await?.into())
     }
 
     /// Spends a refresh token for a new pair (rotation).
     async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
-        auth(ctx)?
-            .refresh(&refresh_token)
-            .await
-            .map(Into::into)
-            .map_err(AuthError::into_graphql)
+        Ok(auth(ctx)?.refresh(&refresh_token).await?.into())
     }
 
     /// Ends the caller's session, found by bearer token or by `refreshToken` (enough on its
@@ -55,20 +45,13 @@ impl Mutation {
         #[graphql(default = false)] all_sessions: bool,
     ) -> Result<bool> {
         let auth = auth(ctx)?;
-        let request = request(ctx)?;
-        let run = async {
-            let principal = match request.principal(auth).await {
-                Ok(p) => Some(p),
-                Err(AuthError::Unauthenticated) => None,
-                Err(e) => return Err(e),
-            };
-            auth.logout(principal.as_ref(), refresh_token.as_deref(), all_sessions)
-                .await
+        let principal = match request(ctx)?.principal(auth).await {
+            Ok(p) => Some(p),
+            Err(AuthError::Unauthenticated) => None,
+            Err(e) => return Err(e.into()),
         };
-        run.await.map(|()| true).map_err(AuthError::into_graphql)
+        auth.logout(principal.as_ref(), refresh_token.as_deref(), all_sessions)
+            .await?;
+        Ok(true)
     }
-}
-
-fn missing_context() -> AuthError {
-    AuthError::internal_msg("request context missing")
 }

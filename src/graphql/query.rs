@@ -12,10 +12,7 @@ impl Query {
     /// The caller's account. Needs `Authorization: Bearer <accessToken>`.
     #[graphql(guard = "Authenticated")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let principal = request(ctx)?
-            .principal(auth(ctx)?)
-            .await
-            .map_err(|e| e.into_graphql())?;
+        let principal = request(ctx)?.principal(auth(ctx)?).await?;
         Ok(principal.account.into())
     }
 }

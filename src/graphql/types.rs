@@ -6,6 +6,7 @@ use async_graphql::{Context, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::auth::{Account, AuthService, Issued};
+use crate::error::AuthError;
 
 /// A registered account.
 #[derive(SimpleObject)]
@@ -78,7 +79,9 @@ pub struct LoginInput {
     pub password: String,
 }
 
-/// The auth service the schema was built with.
-pub fn auth<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AuthService> {
-    Ok(ctx.data::<Arc<AuthService>>()?.as_ref())
+/// The auth service the schema was built with; missing, it is a fault of the server.
+pub fn auth<'a>(ctx: &Context<'a>) -> Result<&'a AuthService, AuthError> {
+    ctx.data_opt::<Arc<AuthService>>()
+        .map(Arc::as_ref)
+        .ok_or_else(|| AuthError::internal_msg("auth service missing"))
 }

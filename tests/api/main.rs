@@ -11,6 +11,7 @@ mod adversarial_tokens;
 mod cli;
 mod connections;
 mod durability;
+mod error_codes;
 mod http_surface;
 mod login;
 mod logout;
