@@ -47,7 +47,10 @@ impl InlineRead {
 }
 
 /// The account of session `sid` if it is live at `at`: the guard's query on the pool.
-fn live_account_query(sid: Uuid, at: DateTime<Utc>) -> sea_orm::Select<crate::entity::user::Entity> {
+fn live_account_query(
+    sid: Uuid,
+    at: DateTime<Utc>,
+) -> sea_orm::Select<crate::entity::user::Entity> {
     account_of_session(sid)
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(at))
@@ -68,7 +71,11 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
     /// The account of session `sid` if the session is live at `at`. By the session's
     /// primary key alone (see `sqlite_read::LIVE_ACCOUNT` for why): the caller compares
     /// the user.
-    pub async fn live_account(&self, sid: Uuid, at: DateTime<Utc>) -> Result<Option<Account>, DbErr> {
+    pub async fn live_account(
+        &self,
+        sid: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Account>, DbErr> {
         if let Some(found) = self.inline.and_then(|inline| inline.live_account(sid, at)) {
             return Ok(found);
         }
@@ -110,7 +117,11 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
     }
 
     /// Revokes these sessions at `at` (those not revoked already).
-    pub async fn revoke(&self, ids: impl IntoIterator<Item = Uuid>, at: DateTime<Utc>) -> Result<(), DbErr> {
+    pub async fn revoke(
+        &self,
+        ids: impl IntoIterator<Item = Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
         self.revoke_where(session::Column::Id.is_in(ids), at).await
     }
 
@@ -124,7 +135,11 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
             .await
     }
 
-    async fn revoke_where(&self, filter: impl sea_orm::sea_query::IntoCondition, at: DateTime<Utc>) -> Result<(), DbErr> {
+    async fn revoke_where(
+        &self,
+        filter: impl sea_orm::sea_query::IntoCondition,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(at))
             .filter(filter)
@@ -153,6 +168,9 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
 pub(super) use sqlite_read::{LIVE_ACCOUNT, SqliteReader};
 
 #[cfg(test)]
-pub(super) fn pool_live_account_query(sid: Uuid, at: DateTime<Utc>) -> sea_orm::Select<crate::entity::user::Entity> {
+pub(super) fn pool_live_account_query(
+    sid: Uuid,
+    at: DateTime<Utc>,
+) -> sea_orm::Select<crate::entity::user::Entity> {
     live_account_query(sid, at)
 }

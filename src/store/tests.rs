@@ -3,8 +3,8 @@
 use std::sync::atomic::Ordering;
 
 use chrono::Utc;
-use secrecy::SecretString;
 use sea_orm::ConnectionTrait;
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::sessions::{LIVE_ACCOUNT, SqliteReader, pool_live_account_query};

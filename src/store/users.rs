@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, IntoCondition};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryResult, QuerySelect, RelationTrait, Select,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryResult, QuerySelect, RelationTrait, Select,
 };
 use uuid::Uuid;
 
@@ -38,9 +38,7 @@ pub(super) fn account((id, email, username, created_at, updated_at): AccountRow)
 
 /// Selects the [`ACCOUNT_COLUMNS`] of users.
 pub(super) fn accounts() -> Select<user::Entity> {
-    user::Entity::find()
-        .select_only()
-        .columns(ACCOUNT_COLUMNS)
+    user::Entity::find().select_only().columns(ACCOUNT_COLUMNS)
 }
 
 /// Selects the account of session `sid`, whatever the session's state.
@@ -147,7 +145,10 @@ impl<'a, C: ConnectionTrait> Users<'a, C> {
             .await
     }
 
-    async fn credentials(&self, condition: impl IntoCondition) -> Result<Option<Credentials>, DbErr> {
+    async fn credentials(
+        &self,
+        condition: impl IntoCondition,
+    ) -> Result<Option<Credentials>, DbErr> {
         accounts()
             .column(user::Column::PasswordHash)
             .filter(condition)
@@ -157,7 +158,12 @@ impl<'a, C: ConnectionTrait> Users<'a, C> {
     }
 
     /// Replaces `user`'s password hash `old` by `new`; a no-op if it is no longer `old`.
-    pub async fn replace_password_hash(&self, user: Uuid, old: &str, new: String) -> Result<(), DbErr> {
+    pub async fn replace_password_hash(
+        &self,
+        user: Uuid,
+        old: &str,
+        new: String,
+    ) -> Result<(), DbErr> {
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(new))
             .filter(user::Column::Id.eq(user))

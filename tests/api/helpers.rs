@@ -9,8 +9,8 @@
 use std::net::SocketAddr;
 
 use auth_server::clock::ManualClock;
-use auth_server::{Application, Collaborators};
 use auth_server::config::Settings;
+use auth_server::{Application, Collaborators};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode};
 use secrecy::SecretString;

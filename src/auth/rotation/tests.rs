@@ -54,7 +54,11 @@ fn a_token_spent_within_the_grace_window_is_a_retry() {
     token.spent_at = Some(at());
     assert_eq!(judge(&token, &session), Presented::InGrace);
     token.spent_at = Some(at() - GRACE);
-    assert_eq!(judge(&token, &session), Presented::InGrace, "the window's edge");
+    assert_eq!(
+        judge(&token, &session),
+        Presented::InGrace,
+        "the window's edge"
+    );
     // Its own expiry does not matter once spent: the successor decides.
     token.expires_at = at() - Duration::seconds(1);
     assert_eq!(judge(&token, &session), Presented::InGrace);

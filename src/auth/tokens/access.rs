@@ -111,7 +111,11 @@ impl AccessKeys {
 
     /// Checks signature (HS256 only), `exp` at `now`, `nbf`, `iss`, `aud` and the type
     /// marker. A remembered token skips the decoding but not the `exp` check.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, AccessTokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, AccessTokenError> {
         if token.len() > MAX_ACCESS_TOKEN_LEN {
             return Err(AccessTokenError::TooLong);
         }

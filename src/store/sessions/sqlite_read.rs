@@ -143,7 +143,10 @@ impl SqliteReader {
         // sqlx's encoding of a `DateTime<Utc>` parameter.
         let at = at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
         let row = statement
-            .query_row((session.as_bytes().as_slice(), at), AccountRow::from_sqlx_row)
+            .query_row(
+                (session.as_bytes().as_slice(), at),
+                AccountRow::from_sqlx_row,
+            )
             .optional()?;
         Ok(row.map(account))
     }

@@ -37,7 +37,10 @@ fn expiry_is_judged_at_the_time_given() {
     let token = keys.mint(Uuid::new_v4(), Uuid::new_v4(), issued).unwrap();
     let exp = issued + Duration::from_secs(15 * 60);
     let just_valid = exp + Duration::from_secs(LEEWAY_SECS);
-    assert!(keys.verify(&token, just_valid).is_ok(), "valid by the clock given");
+    assert!(
+        keys.verify(&token, just_valid).is_ok(),
+        "valid by the clock given"
+    );
     keys.verified().clear();
     let error = keys
         .verify(&token, just_valid + Duration::from_secs(1))
