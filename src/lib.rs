@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -14,6 +15,7 @@ pub mod migrate;
 pub mod nesting;
 pub mod startup;
 pub mod storage;
+pub mod store;
 pub mod telemetry;
 
-pub use startup::Application;
+pub use startup::{Application, Collaborators};

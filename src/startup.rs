@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::auth::AuthService;
+use crate::clock::Clock;
 use crate::config::{HttpSettings, Settings};
 use crate::graphql::Executor;
 use crate::http::{AppState, ClientIpResolver, routes};
@@ -31,6 +32,14 @@ pub enum StartupError {
     },
 }
 
+/// What the server is handed rather than building itself, so that tests can substitute
+/// them (later also the mailer and the metrics handle).
+#[derive(Debug, Clone, Default)]
+pub struct Collaborators {
+    /// The time every expiry is judged by (rate limiters keep their own).
+    pub clock: Clock,
+}
+
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -44,13 +53,21 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, builds the schema and binds (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, Collaborators::default()).await
+    }
+
+    /// As [`build`](Self::build), with the given collaborators.
+    pub async fn build_with(
+        settings: Settings,
+        collaborators: Collaborators,
+    ) -> Result<Self, StartupError> {
         for warning in &settings.warnings {
             tracing::warn!("{warning}");
         }
         let db = crate::db::connect(&settings.database).await?;
         // Under a lock shared with every other instance on this database.
         crate::migrate::run(&settings.database, crate::migrate::Action::Up).await?;
-        Self::build_with_db(settings, db).await
+        Self::assemble(settings, db, collaborators)
     }
 
     /// As [`build`](Self::build), on an already connected and migrated database.
@@ -58,7 +75,19 @@ impl Application {
         settings: Settings,
         db: DatabaseConnection,
     ) -> Result<Self, StartupError> {
-        let auth = Arc::new(AuthService::new(db.clone(), &settings));
+        Self::assemble(settings, db, Collaborators::default())
+    }
+
+    fn assemble(
+        settings: Settings,
+        db: DatabaseConnection,
+        collaborators: Collaborators,
+    ) -> Result<Self, StartupError> {
+        let auth = Arc::new(AuthService::with_clock(
+            db.clone(),
+            &settings,
+            collaborators.clock,
+        ));
         let state = AppState {
             executor: Executor::new(auth.clone(), &settings.graphql),
             health: crate::storage::HealthCheck::new(db, auth.database_file()),

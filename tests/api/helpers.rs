@@ -8,8 +8,9 @@
 
 use std::net::SocketAddr;
 
-use auth_server::Application;
+use auth_server::clock::ManualClock;
 use auth_server::config::Settings;
+use auth_server::{Application, Collaborators};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode};
 use secrecy::SecretString;
@@ -213,11 +214,33 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(backend, configure, Collaborators::default()).await
+}
+
+/// As [`spawn_app_with`], on a clock that stands still until the test advances it: time
+/// passes for every expiry the server judges (tokens, sessions, the grace window), not for
+/// governor's rate limiters or the HTTP timeouts.
+pub async fn spawn_app_with_clock(
+    backend: Backend,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, ManualClock) {
+    let clock = ManualClock::starting_now();
+    let collaborators = Collaborators {
+        clock: clock.clone().into(),
+    };
+    (spawn(backend, configure, collaborators).await, clock)
+}
+
+async fn spawn(
+    backend: Backend,
+    configure: impl FnOnce(&mut Settings),
+    collaborators: Collaborators,
+) -> TestApp {
     let (db, url) = TestDatabase::create(backend).await;
     let mut settings = test_settings();
     settings.database.url = SecretString::from(url.clone());
     configure(&mut settings);
-    let app = Application::build(settings.clone())
+    let app = Application::build_with(settings.clone(), collaborators)
         .await
         .expect("the application builds");
     let port = app.port();

@@ -21,7 +21,8 @@ async fn count(db: &sea_orm::DatabaseConnection, table: &str) -> i64 {
 }
 
 async fn the_purge_removes_revoked_sessions_and_expired_tokens_only(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.tokens.refresh_ttl = Duration::from_secs(2)).await;
+    let (app, clock) =
+        spawn_app_with_clock(backend, |s| s.tokens.refresh_ttl = Duration::from_secs(2)).await;
     let gone = app.register_ok("gone@example.com").await;
     let expiring = app.register_ok("expiring@example.com").await;
     app.logout(Some(&gone.access), None, false)
@@ -29,8 +30,12 @@ async fn the_purge_removes_revoked_sessions_and_expired_tokens_only(backend: Bac
         .data("logout");
 
     let db = Database::connect(&app.database_url).await.expect("connect");
-    let service = AuthService::new(db.clone(), &app.settings);
+    // On the app's clock, so that time passes for both.
+    let service = AuthService::with_clock(db.clone(), &app.settings, clock.clone().into());
     assert_eq!(count(&db, "sessions").await, 2);
+    // The clock stands still: the revocation must be in the past for a purge keeping
+    // nothing (`revoked_at < now`), as it was by the time a real clock came here.
+    clock.advance(Duration::from_millis(1));
     service
         .purge_dead_sessions(chrono::Duration::zero())
         .await
@@ -50,7 +55,7 @@ async fn the_purge_removes_revoked_sessions_and_expired_tokens_only(backend: Bac
         "the live session is untouched"
     );
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2099));
     service
         .purge_dead_sessions(chrono::Duration::days(1))
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, PASSWORD, Tokens, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, Tokens, spawn_app, spawn_app_with_clock};
 
 /// Opens a second session for an account registered with `register_ok`.
 async fn second_session(app: &crate::helpers::TestApp, email: &str) -> Tokens {
@@ -100,13 +100,14 @@ async fn a_token_two_rotations_old_inside_the_grace_window_fails_without_revokin
 async fn a_spent_refresh_token_presented_after_the_grace_window_revokes_the_session(
     backend: Backend,
 ) {
-    let app = spawn_app_with(backend, |s| s.tokens.reuse_grace = Duration::ZERO).await;
+    let (app, clock) =
+        spawn_app_with_clock(backend, |s| s.tokens.reuse_grace = Duration::ZERO).await;
     let first = app.register_ok("reuse@example.com").await;
     let other = second_session(&app, "reuse@example.com").await;
 
     let next = Tokens::from_payload(app.refresh(&first.refresh).await.data("refreshToken"));
     assert!(app.me_ok(&next.access).await);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
 
     // The thief (or the victim) presents the spent token again.
     app.refresh(&first.refresh)
@@ -198,24 +199,26 @@ async fn an_access_token_is_not_accepted_as_a_refresh_token(backend: Backend) {
 }
 
 async fn an_expired_refresh_token_is_invalid(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.tokens.refresh_ttl = Duration::from_secs(1)).await;
+    let (app, clock) =
+        spawn_app_with_clock(backend, |s| s.tokens.refresh_ttl = Duration::from_secs(1)).await;
     let issued = app.register_ok("expired@example.com").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    clock.advance(Duration::from_secs(2));
     app.refresh(&issued.refresh)
         .await
         .expect_error("INVALID_REFRESH_TOKEN");
 }
 
 async fn a_rotated_refresh_token_gets_a_full_lifetime_of_its_own(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.tokens.refresh_ttl = Duration::from_secs(3)).await;
+    let (app, clock) =
+        spawn_app_with_clock(backend, |s| s.tokens.refresh_ttl = Duration::from_secs(3)).await;
     let issued = app.register_ok("sliding@example.com").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    clock.advance(Duration::from_secs(2));
     let r = app.refresh(&issued.refresh).await;
     assert!(r.body["errors"].is_null(), "{}", r.body);
     assert_eq!(r.data("refreshToken")["refreshExpiresIn"], 3);
     let next = Tokens::from_payload(r.data("refreshToken"));
     // Past the first token's lifetime, inside the successor's.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    clock.advance(Duration::from_secs(2));
     let r = app.refresh(&next.refresh).await;
     assert!(
         r.body["errors"].is_null(),

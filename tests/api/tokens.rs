@@ -107,7 +107,7 @@ async fn an_issued_access_token_carries_the_contract_claims(backend: Backend) {
 }
 
 async fn an_issued_access_token_stops_working_once_it_expires(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
+    let (app, clock) = spawn_app_with_clock(backend, |s| {
         s.tokens.access_ttl = std::time::Duration::from_secs(1);
     })
     .await;
@@ -117,7 +117,7 @@ async fn an_issued_access_token_stops_working_once_it_expires(backend: Backend) 
     assert!(app.me_ok(&tokens.access).await);
 
     // The lifetime plus a few seconds of clock-skew leeway.
-    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    clock.advance(std::time::Duration::from_secs(8));
 
     assert_refused(&app, &tokens.access).await;
 }

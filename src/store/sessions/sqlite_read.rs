@@ -2,8 +2,8 @@
 //!
 //! sqlx runs every SQLite connection on a thread of its own, so each statement is a hand-off
 //! from a tokio worker to that thread and back. For the one read every authenticated request
-//! makes (is this session live, and whose is it), those hand-offs cost more than the read:
-//! on two cores they were about 60 % of a `me` request's CPU (see `bench/FINDINGS.md`).
+//! makes (is this session live, and whose is it), those hand-offs cost more than the read
+//! itself (see `bench/FINDINGS.md`).
 //!
 //! [`SqliteReader`] keeps a few read-only connections of its own to the same database file
 //! and runs that query inline. It reads exactly what the pool would: in WAL mode a reader
@@ -16,15 +16,18 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use sea_orm::IdenStatic;
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;
 
-use super::Account;
+use crate::auth::Account;
+use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
 
 /// Idle connections kept for reuse; one per thread that reads at the same moment is enough.
 const MAX_IDLE: usize = 8;
@@ -32,21 +35,21 @@ const MAX_IDLE: usize = 8;
 /// Page cache of each reader connection, KiB.
 const PAGE_CACHE_KIB: u32 = 16 * 1024;
 
-/// The account of a live session: the same join and conditions as the pool's query in
-/// [`AuthService::authenticate`](super::AuthService::authenticate). Only the session id is
-/// a condition: given the user id too, SQLite searched `idx_sessions_user_id` and walked
-/// every session of that user; the caller compares the user instead.
-pub(super) const LIVE_ACCOUNT: &str = "SELECT u.id, u.email, u.username, u.created_at, u.updated_at \
-     FROM sessions s INNER JOIN users u ON u.id = s.user_id \
-     WHERE s.id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2 LIMIT 1";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("unexpected value in column `{0}`")]
-    Decode(&'static str),
-}
+/// The account of a live session: the same join, columns and conditions as the pool's
+/// query in `Sessions::live_account`. Only the session id is a condition: given the user id
+/// too, SQLite searched `idx_sessions_user_id` and walked every session of that user; the
+/// caller compares the user instead.
+pub(in crate::store) static LIVE_ACCOUNT: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = ACCOUNT_COLUMNS
+        .iter()
+        .map(|c| format!("u.{}", c.as_str()))
+        .collect();
+    format!(
+        "SELECT {} FROM sessions s INNER JOIN users u ON u.id = s.user_id \
+         WHERE s.id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2 LIMIT 1",
+        columns.join(", ")
+    )
+});
 
 /// Read-only connections to one SQLite database file.
 pub struct SqliteReader {
@@ -88,15 +91,15 @@ impl SqliteReader {
         // so it must never wait: a busy read falls back to the pool instead.
         conn.busy_timeout(std::time::Duration::ZERO)?;
         // SQLite's default page cache (2 MiB) no longer held the lookups' pages with a
-        // million accounts, and every miss is a `pread`: `me` p50 was 1.7 times that with
-        // a thousand accounts. Allocated only as pages are read; about one connection
-        // per core is in use. (Mapping the file instead did not help.)
+        // million accounts, and every miss is a `pread` (see `bench/FINDINGS.md`).
+        // Allocated only as pages are read; about one connection per core is in use.
+        // (Mapping the file instead did not help.)
         conn.pragma_update(None, "cache_size", -(PAGE_CACHE_KIB as i64))?;
         // Plans must not depend on the values bound: with `ANALYZE` statistics in the file
         // (an operator's `ANALYZE` or `PRAGMA optimize`), SQLite's STAT4 estimates from a
-        // bound value mark the statement, and every new session id re-prepared it: 26 % of
-        // the server's CPU with a million accounts (see `bench/FINDINGS.md`). Our lookups
-        // are by primary key; the value cannot improve their plan.
+        // bound value mark the statement, and every new session id re-prepared it (see
+        // `bench/FINDINGS.md`). Our lookups are by primary key; the value cannot improve
+        // their plan.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         Ok(conn)
     }
@@ -121,7 +124,7 @@ impl SqliteReader {
         &self,
         session: Uuid,
         at: DateTime<Utc>,
-    ) -> Result<Option<Account>, ReadError> {
+    ) -> rusqlite::Result<Option<Account>> {
         let conn = self.take()?;
         let found = Self::query(&conn, session, at);
         // A connection that failed is dropped rather than reused.
@@ -135,41 +138,27 @@ impl SqliteReader {
         conn: &Connection,
         session: Uuid,
         at: DateTime<Utc>,
-    ) -> Result<Option<Account>, ReadError> {
-        let mut statement = conn.prepare_cached(LIVE_ACCOUNT)?;
+    ) -> rusqlite::Result<Option<Account>> {
+        let mut statement = conn.prepare_cached(&LIVE_ACCOUNT)?;
         // sqlx's encoding of a `DateTime<Utc>` parameter.
         let at = at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
         let row = statement
-            .query_row((session.as_bytes().as_slice(), at), |row| {
-                Ok((
-                    row.get::<_, Vec<u8>>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
-            })
+            .query_row(
+                (session.as_bytes().as_slice(), at),
+                AccountRow::from_sqlx_row,
+            )
             .optional()?;
-        let Some((id, email, username, created_at, updated_at)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Account {
-            id: Uuid::from_slice(&id).map_err(|_| ReadError::Decode("users.id"))?,
-            email,
-            username,
-            created_at: instant(&created_at).ok_or(ReadError::Decode("users.created_at"))?,
-            updated_at: instant(&updated_at).ok_or(ReadError::Decode("users.updated_at"))?,
-        }))
+        Ok(row.map(account))
     }
 }
 
 #[cfg(test)]
 impl SqliteReader {
     /// How often the guard's statement on an idle connection has been prepared again.
-    pub(super) fn reprepares(&self) -> i32 {
+    pub(in crate::store) fn reprepares(&self) -> i32 {
         let conn = self.take().unwrap();
         let count = conn
-            .prepare_cached(LIVE_ACCOUNT)
+            .prepare_cached(&LIVE_ACCOUNT)
             .unwrap()
             .get_status(rusqlite::StatementStatus::RePrepare);
         self.give_back(conn);
@@ -177,8 +166,66 @@ impl SqliteReader {
     }
 }
 
-fn instant(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+/// A value as sqlx writes it into SQLite.
+trait SqlxValue: Sized {
+    fn decode(value: ValueRef<'_>) -> FromSqlResult<Self>;
 }
+
+impl SqlxValue for Uuid {
+    fn decode(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Uuid::from_slice(value.as_blob()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl SqlxValue for String {
+    fn decode(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        String::column_result(value)
+    }
+}
+
+impl SqlxValue for DateTime<Utc> {
+    fn decode(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        DateTime::parse_from_rfc3339(value.as_str()?)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl<T: SqlxValue> SqlxValue for Option<T> {
+    fn decode(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value {
+            ValueRef::Null => Ok(None),
+            value => T::decode(value).map(Some),
+        }
+    }
+}
+
+/// rusqlite's view of a [`SqlxValue`].
+struct Sqlx<T>(T);
+
+impl<T: SqlxValue> FromSql for Sqlx<T> {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        T::decode(value).map(Sqlx)
+    }
+}
+
+/// A row of sqlx-written values, decoded column by column into a tuple: [`AccountRow`]
+/// decodes by its types, so a new column needs no code here.
+trait FromSqlxRow: Sized {
+    fn from_sqlx_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+}
+
+macro_rules! tuple_from_sqlx_row {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: SqlxValue),+> FromSqlxRow for ($($t,)+) {
+            fn from_sqlx_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($(row.get::<_, Sqlx<$t>>($i)?.0,)+))
+            }
+        }
+    };
+}
+
+tuple_from_sqlx_row!(A 0, B 1, C 2, D 3, E 4);
+tuple_from_sqlx_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_from_sqlx_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_from_sqlx_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);

@@ -1,0 +1,162 @@
+//! Accounts: registration and login (with the upgrade of an outdated password hash).
+
+use uuid::Uuid;
+
+use super::{Account, AuthService, Issued};
+use crate::domain::{Email, InvalidInput, Password, Username};
+use crate::error::AuthError;
+use crate::store::{Credentials, NewUser, is_unique_violation};
+
+/// How a login names its account: exactly one of email or username.
+#[derive(Debug, Clone)]
+pub enum LoginIdentifier {
+    Email(Email),
+    Username(Username),
+}
+
+impl LoginIdentifier {
+    /// Both or neither is an error on the `email` field, as the contract says.
+    pub fn parse(email: Option<&str>, username: Option<&str>) -> Result<Self, InvalidInput> {
+        match (email, username) {
+            (Some(e), None) => Email::parse(e).map(Self::Email),
+            (None, Some(u)) => Username::parse(u)
+                // Login never reveals the policy in detail: any bad username is just bad input.
+                .map(Self::Username),
+            _ => Err(InvalidInput::new(
+                "email",
+                "give exactly one of email or username",
+            )),
+        }
+    }
+
+    /// The rate-limit bucket of an identifier that names no account.
+    fn unknown_bucket(&self) -> String {
+        match self {
+            Self::Email(e) => format!("email:{}", e.as_str()),
+            Self::Username(u) => format!("username:{}", u.normalized()),
+        }
+    }
+}
+
+impl AuthService {
+    /// Creates an account and opens its first session.
+    pub async fn register(
+        &self,
+        email: Email,
+        password: Password,
+        username: Option<Username>,
+    ) -> Result<Issued, AuthError> {
+        self.ensure_available(&email, username.as_ref()).await?;
+        let password_hash = self.passwords.hash(&password).await?;
+        let at = self.now();
+        let account = Account {
+            id: Uuid::new_v4(),
+            email: email.as_str().to_owned(),
+            username: username.as_ref().map(|u| u.as_str().to_owned()),
+            created_at: at,
+            updated_at: at,
+        };
+        let new = NewUser {
+            account: &account,
+            email_skeleton: email.skeleton_key(),
+            username_normalized: username.as_ref().map(Username::normalized),
+            password_hash,
+        };
+        let write = self.store.begin_write().await?;
+        if let Err(e) = write.users().insert(new).await {
+            write.rollback().await?;
+            if is_unique_violation(&e) {
+                // Lost a race with another registration: say which value was taken.
+                self.ensure_available(&email, username.as_ref()).await?;
+            }
+            return Err(e.into());
+        }
+        let issued = self.open_session(&write, account, at).await?;
+        self.store.commit_write(write).await?;
+        Ok(issued)
+    }
+
+    /// Checks the password and opens a session. Unknown accounts cost the same work.
+    pub async fn login(
+        &self,
+        identifier: LoginIdentifier,
+        password: &str,
+    ) -> Result<Issued, AuthError> {
+        let users = self.store.users();
+        let found = match &identifier {
+            LoginIdentifier::Email(e) => users.credentials_by_email(e.as_str()).await?,
+            LoginIdentifier::Username(u) => users.credentials_by_username(&u.normalized()).await?,
+        };
+        let bucket = match &found {
+            Some(c) => c.account.id.to_string(),
+            None => identifier.unknown_bucket(),
+        };
+        self.limits.login_as(&bucket)?;
+        let matched = self
+            .passwords
+            .verify(password, found.as_ref().map(|c| c.password_hash.as_str()))
+            .await?;
+        let Some(found) = found.filter(|_| matched) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if self.passwords.needs_rehash(&found.password_hash) {
+            self.upgrade_password_hash(&found, password).await;
+        }
+        let at = self.now();
+        let write = self.store.begin_write().await?;
+        let issued = self.open_session(&write, found.account, at).await?;
+        self.store.commit_write(write).await?;
+        Ok(issued)
+    }
+
+    /// Replaces `user`'s outdated password hash (see [`PasswordHasher::needs_rehash`]) by
+    /// one of `password`, which has just verified against it. Never fails the login: a
+    /// rehash shed by the busy pool or an update that fails is logged, and the next login
+    /// tries again. The update applies only if the stored hash is still the one verified,
+    /// so it cannot undo a password change made in between.
+    ///
+    /// [`PasswordHasher::needs_rehash`]: super::PasswordHasher::needs_rehash
+    async fn upgrade_password_hash(&self, user: &Credentials, password: &str) {
+        let id = user.account.id;
+        let fresh = match self.passwords.rehash(password).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(user_id = %id, %error,
+                    "outdated password hash not upgraded; the next login tries again");
+                return;
+            }
+        };
+        let updated = self
+            .store
+            .users()
+            .replace_password_hash(id, &user.password_hash, fresh)
+            .await;
+        match updated {
+            Ok(()) => tracing::info!(user_id = %id, "password hash upgraded"),
+            Err(error) => tracing::warn!(user_id = %id, %error,
+                "outdated password hash not stored; the next login tries again"),
+        }
+    }
+
+    /// Refuses an email that another account has or one that looks like it (same
+    /// skeleton key), and a username another account has (case-insensitively).
+    async fn ensure_available(
+        &self,
+        email: &Email,
+        username: Option<&Username>,
+    ) -> Result<(), AuthError> {
+        let users = self.store.users();
+        if users
+            .email_taken(email.as_str(), &email.skeleton_key())
+            .await?
+        {
+            return Err(AuthError::EmailTaken);
+        }
+        if let Some(username) = username
+            && users.username_taken(&username.normalized()).await?
+        {
+            return Err(AuthError::UsernameTaken);
+        }
+        Ok(())
+    }
+}

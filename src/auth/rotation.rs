@@ -1,0 +1,135 @@
+//! Rotation: a refresh token is spent for a new pair, once; a replay revokes its session.
+
+use chrono::{DateTime, Utc};
+
+use super::tokens::RefreshToken;
+use super::{AuthService, Issued};
+use crate::entity::{refresh_token, session};
+use crate::error::AuthError;
+
+/// What a presented refresh token is, at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// Its session is revoked or expired: it proves nothing, whatever its own state.
+    SessionDead,
+    /// Never spent, but past its expiry.
+    Expired,
+    /// The session's live token.
+    Live,
+    /// Spent no longer than the grace window ago: a retry of the refresh that spent it.
+    InGrace,
+    /// Spent longer ago than the grace window: a replay.
+    Reused,
+}
+
+/// The one judgement of a presented refresh token (stored as `token`, of `session`) at
+/// `at`, for `refresh` and for logout alike.
+pub fn judge_refresh(
+    token: &refresh_token::Model,
+    session: &session::Model,
+    at: DateTime<Utc>,
+    grace: chrono::Duration,
+) -> Presented {
+    if session.revoked_at.is_some() || session.expires_at <= at {
+        return Presented::SessionDead;
+    }
+    match token.spent_at {
+        None if token.expires_at <= at => Presented::Expired,
+        None => Presented::Live,
+        Some(spent_at) if at - spent_at <= grace => Presented::InGrace,
+        Some(_) => Presented::Reused,
+    }
+}
+
+impl AuthService {
+    /// Spends `presented` and returns a new pair. A spent token presented again after the
+    /// grace window revokes its whole session.
+    pub async fn refresh(&self, presented: &str) -> Result<Issued, AuthError> {
+        let token = RefreshToken::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
+        let at = self.now();
+        let (row, session) = self.find_refresh(&token).await?;
+        match judge_refresh(&row, &session, at, self.reuse_grace) {
+            Presented::SessionDead | Presented::Expired => Err(AuthError::InvalidRefreshToken),
+            Presented::Live => match self.rotate(&token, &row, at).await? {
+                Some(issued) => Ok(issued),
+                // Another request spent it a moment ago (at `at`, so inside any grace
+                // window): treat it like a retry.
+                None => self.reissue_successor(&token, &session, at).await,
+            },
+            Presented::InGrace => self.reissue_successor(&token, &session, at).await,
+            Presented::Reused => {
+                self.revoke_for_reuse(session.id).await?;
+                Err(AuthError::InvalidRefreshToken)
+            }
+        }
+    }
+
+    /// The stored token and its session; unknown tokens are `INVALID_REFRESH_TOKEN`.
+    pub(super) async fn find_refresh(
+        &self,
+        token: &RefreshToken,
+    ) -> Result<(refresh_token::Model, session::Model), AuthError> {
+        self.store
+            .refresh_tokens()
+            .find_with_session(self.keys.hash(token))
+            .await?
+            .ok_or(AuthError::InvalidRefreshToken)
+    }
+
+    /// Spends `row` with one conditional update and stores its successor, in one
+    /// transaction. `None` if another request spent it first.
+    async fn rotate(
+        &self,
+        token: &RefreshToken,
+        row: &refresh_token::Model,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Issued>, AuthError> {
+        // The first statement writes, so SQLite takes the write lock (waiting if need be)
+        // instead of failing a read transaction's upgrade.
+        let write = self.store.begin_write().await?;
+        if !write.refresh_tokens().spend(row.id, at).await? {
+            write.rollback().await?;
+            return Ok(None);
+        }
+        let expires_at = at + self.refresh_ttl;
+        if !write.sessions().extend(row.session_id, expires_at).await? {
+            // Revoked between our read and our write.
+            write.rollback().await?;
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let successor = self.keys.successor(token);
+        write
+            .refresh_tokens()
+            .insert(row.session_id, self.keys.hash(&successor), at, expires_at)
+            .await?;
+        let account = write.users().of_session(row.session_id).await?;
+        let account = account.ok_or(AuthError::InvalidRefreshToken)?;
+        self.store.commit_write(write).await?;
+        self.issue(account, row.session_id, successor, at).map(Some)
+    }
+
+    /// Inside the grace window: hand back the successor that the first refresh stored,
+    /// if it is still the session's live token.
+    async fn reissue_successor(
+        &self,
+        token: &RefreshToken,
+        session: &session::Model,
+        at: DateTime<Utc>,
+    ) -> Result<Issued, AuthError> {
+        let successor = self.keys.successor(token);
+        let live = self
+            .store
+            .refresh_tokens()
+            .is_live(self.keys.hash(&successor), at)
+            .await?;
+        if !live {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let account = self.store.users().of_session(session.id).await?;
+        let account = account.ok_or(AuthError::InvalidRefreshToken)?;
+        self.issue(account, session.id, successor, at)
+    }
+}
+
+#[cfg(test)]
+mod tests;

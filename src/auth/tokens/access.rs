@@ -1,0 +1,154 @@
+//! The access JWT (HS256, typed `access`) and the cache of tokens that verified.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use hashlink::LruCache;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::TokenSettings;
+
+/// The value of the `typ` claim every access token carries and no refresh token has.
+pub const ACCESS_TOKEN_TYPE: &str = "access";
+/// Longest bearer token worth decoding; ours are about 400 bytes.
+const MAX_ACCESS_TOKEN_LEN: usize = 4096;
+/// Accepted clock skew between instances when checking `exp`, `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 5;
+/// Access tokens remembered after they verified (about 0.5 KiB each).
+const VERIFIED_CAPACITY: usize = 1024;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// User id.
+    pub sub: Uuid,
+    /// Session id: the guard checks the session is live on every request.
+    pub sid: Uuid,
+    pub jti: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+    /// Always [`ACCESS_TOKEN_TYPE`].
+    pub typ: String,
+}
+
+/// Why an access token was refused (for the log; clients only see `UNAUTHENTICATED`).
+#[derive(Debug, thiserror::Error)]
+pub enum AccessTokenError {
+    #[error("token too long")]
+    TooLong,
+    #[error("invalid token: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("not an access token")]
+    WrongType,
+    #[error("token expired")]
+    Expired,
+}
+
+/// Signs and checks access tokens with the configured secret, issuer and audience.
+pub struct AccessKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+    /// Tokens that verified, by their exact text: a client sends the same token on every
+    /// request until it expires, and decoding it again (base64, two JSON parses, the HMAC)
+    /// cost a measurable share of a `me` request (see `bench/FINDINGS.md`). Only the
+    /// identical string hits, and a hit is still refused once `exp` has passed; the
+    /// session is checked in the database regardless.
+    verified: Mutex<LruCache<Box<str>, AccessClaims>>,
+}
+
+impl AccessKeys {
+    pub fn new(settings: &TokenSettings) -> Self {
+        let secret = settings.access_secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        // `exp` is judged against the server's clock (see `expired`), not the system's.
+        validation.validate_exp = false;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            ttl_secs: settings.access_ttl.as_secs() as i64,
+            verified: Mutex::new(LruCache::new(VERIFIED_CAPACITY)),
+        }
+    }
+
+    /// Signs an access token for `user` in `session`.
+    pub fn mint(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let iat = now.timestamp();
+        let claims = AccessClaims {
+            sub: user,
+            sid: session,
+            jti: Uuid::new_v4(),
+            iat,
+            exp: iat + self.ttl_secs,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            typ: ACCESS_TOKEN_TYPE.to_owned(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    /// Checks signature (HS256 only), `exp` at `now`, `nbf`, `iss`, `aud` and the type
+    /// marker. A remembered token skips the decoding but not the `exp` check.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, AccessTokenError> {
+        if token.len() > MAX_ACCESS_TOKEN_LEN {
+            return Err(AccessTokenError::TooLong);
+        }
+        let now = now.timestamp();
+        let remembered = self.verified().get(token).cloned();
+        if let Some(claims) = remembered {
+            if expired(claims.exp, now) {
+                self.verified().remove(token);
+                return Err(AccessTokenError::Expired);
+            }
+            return Ok(claims);
+        }
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)?;
+        if expired(data.claims.exp, now) {
+            // As jsonwebtoken itself reported it when it judged `exp`.
+            return Err(jsonwebtoken::errors::Error::from(ErrorKind::ExpiredSignature).into());
+        }
+        if data.claims.typ != ACCESS_TOKEN_TYPE {
+            return Err(AccessTokenError::WrongType);
+        }
+        self.verified().insert(token.into(), data.claims.clone());
+        Ok(data.claims)
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, LruCache<Box<str>, AccessClaims>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// jsonwebtoken's rule: expired once `exp` is more than the leeway in the past.
+fn expired(exp: i64, now: i64) -> bool {
+    exp < now - LEEWAY_SECS as i64
+}
+
+#[cfg(test)]
+mod tests;

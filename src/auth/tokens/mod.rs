@@ -1,0 +1,62 @@
+//! Token minting and checking: access JWTs ([`access`]) and opaque refresh tokens
+//! ([`refresh`]). Signing keys will live here too.
+
+pub mod access;
+pub mod refresh;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use access::{ACCESS_TOKEN_TYPE, AccessClaims, AccessKeys, AccessTokenError};
+pub use refresh::{REFRESH_TOKEN_LEN, RefreshKeys, RefreshToken};
+
+use crate::config::TokenSettings;
+
+/// Both kinds of keys, built once from the token settings.
+pub struct TokenKeys {
+    pub access: AccessKeys,
+    pub refresh: RefreshKeys,
+}
+
+impl TokenKeys {
+    pub fn new(settings: &TokenSettings) -> Self {
+        Self {
+            access: AccessKeys::new(settings),
+            refresh: RefreshKeys::new(settings),
+        }
+    }
+
+    /// Signs an access token for `user` in `session`.
+    pub fn mint_access(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.access.mint(user, session, now)
+    }
+
+    /// Checks an access token at `now` (see [`AccessKeys::verify`]).
+    pub fn verify_access(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, AccessTokenError> {
+        self.access.verify(token, now)
+    }
+
+    /// A fresh refresh token for a new session.
+    pub fn new_refresh(&self) -> RefreshToken {
+        self.refresh.new_refresh()
+    }
+
+    /// The token that replaces `token` when it is rotated.
+    pub fn successor(&self, token: &RefreshToken) -> RefreshToken {
+        self.refresh.successor(token)
+    }
+
+    /// What the database stores and looks a refresh token up by.
+    pub fn hash(&self, token: &RefreshToken) -> String {
+        self.refresh.hash(token)
+    }
+}

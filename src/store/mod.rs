@@ -1,0 +1,117 @@
+//! Every query the auth service makes, one file per table, and the discipline of writes.
+//!
+//! A write is acknowledged only once it is in the SQLite file the next start opens: every
+//! write checks [`DatabaseFile`] before it starts and after it commits (see
+//! `crate::storage`). Multi-statement writes go through [`Store::begin_write`] and
+//! [`Store::commit_write`]; single statements on the pool call [`Store::ensure_file`]
+//! around themselves.
+
+mod refresh_tokens;
+mod sessions;
+mod users;
+
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait};
+
+pub use refresh_tokens::RefreshTokens;
+pub use sessions::Sessions;
+pub use users::{Credentials, NewUser, Users};
+
+use crate::error::AuthError;
+use crate::storage::DatabaseFile;
+
+/// The database as the auth service sees it.
+pub struct Store {
+    db: DatabaseConnection,
+    /// The SQLite file opened at start: a write is refused, not acknowledged, once the file
+    /// at its path is another one (or none).
+    file: Option<Arc<DatabaseFile>>,
+    /// The guard's read without the pool's thread hand-offs, on an SQLite file.
+    inline: Option<sessions::InlineRead>,
+}
+
+impl Store {
+    /// The store of `db`, connected to `url` (call it after migrating: the SQLite file must
+    /// exist for its identity to be taken and for the inline read).
+    pub fn new(db: DatabaseConnection, url: &str) -> Self {
+        Self {
+            file: DatabaseFile::for_url(url).map(Arc::new),
+            inline: sessions::InlineRead::for_url(url),
+            db,
+        }
+    }
+
+    pub fn users(&self) -> Users<'_, DatabaseConnection> {
+        Users::on(&self.db)
+    }
+
+    pub fn sessions(&self) -> Sessions<'_, DatabaseConnection> {
+        Sessions::on(&self.db, self.inline.as_ref())
+    }
+
+    pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseConnection> {
+        RefreshTokens::on(&self.db)
+    }
+
+    /// The SQLite file this store writes to, for `/health` to watch too.
+    pub fn database_file(&self) -> Option<Arc<DatabaseFile>> {
+        self.file.clone()
+    }
+
+    /// Refuses a write while the SQLite file at the configured path is not the one opened
+    /// (deleted or replaced): it would go into an unlinked file that no restart finds.
+    pub fn ensure_file(&self) -> Result<(), AuthError> {
+        match &self.file {
+            Some(file) => file.check().map_err(AuthError::internal),
+            None => Ok(()),
+        }
+    }
+
+    /// Begins a write transaction, if the database file is still ours.
+    pub async fn begin_write(&self) -> Result<Write, AuthError> {
+        self.ensure_file()?;
+        Ok(Write {
+            txn: self.db.begin().await?,
+        })
+    }
+
+    /// Commits, and succeeds only if the commit did and the file is still ours: a write is
+    /// acknowledged only once it is in the file that the next start opens.
+    pub async fn commit_write(&self, write: Write) -> Result<(), AuthError> {
+        write.txn.commit().await?;
+        self.ensure_file()
+    }
+}
+
+/// An open write transaction: the tables, inside it.
+pub struct Write {
+    txn: DatabaseTransaction,
+}
+
+impl Write {
+    pub fn users(&self) -> Users<'_, DatabaseTransaction> {
+        Users::on(&self.txn)
+    }
+
+    /// Sessions inside the transaction: never the inline read, which cannot see it.
+    pub fn sessions(&self) -> Sessions<'_, DatabaseTransaction> {
+        Sessions::on(&self.txn, None)
+    }
+
+    pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseTransaction> {
+        RefreshTokens::on(&self.txn)
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+/// Whether `e` is a unique index refusing a row (a value another row already has).
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+//! The `refresh_tokens` table: keyed hashes of issued refresh tokens.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::entity::{refresh_token, session};
+
+/// The `refresh_tokens` table, on the pool or inside a write.
+pub struct RefreshTokens<'a, C> {
+    db: &'a C,
+}
+
+impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
+    pub(super) fn on(db: &'a C) -> Self {
+        Self { db }
+    }
+
+    /// Stores the hash of a session's new live token.
+    pub async fn insert(
+        &self,
+        session_id: Uuid,
+        token_hash: String,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        refresh_token::Entity::insert(refresh_token::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            session_id: Set(session_id),
+            token_hash: Set(token_hash),
+            created_at: Set(at),
+            expires_at: Set(expires_at),
+            spent_at: Set(None),
+        })
+        .exec_without_returning(self.db)
+        .await
+        .map(|_| ())
+    }
+
+    /// The token stored under `token_hash` and its session, whatever their state.
+    pub async fn find_with_session(
+        &self,
+        token_hash: String,
+    ) -> Result<Option<(refresh_token::Model, session::Model)>, DbErr> {
+        let found = refresh_token::Entity::find()
+            .filter(refresh_token::Column::TokenHash.eq(token_hash))
+            .find_also_related(session::Entity)
+            .one(self.db)
+            .await?;
+        Ok(match found {
+            Some((row, Some(session))) => Some((row, session)),
+            _ => None,
+        })
+    }
+
+    /// Spends token `id` at `at` with one conditional update; `false` if it was spent
+    /// already (by a concurrent request).
+    pub async fn spend(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, DbErr> {
+        let spent = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::SpentAt, Expr::value(at))
+            .filter(refresh_token::Column::Id.eq(id))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .exec(self.db)
+            .await?;
+        Ok(spent.rows_affected == 1)
+    }
+
+    /// Whether the token stored under `token_hash` is unspent and unexpired at `at`.
+    pub async fn is_live(&self, token_hash: String, at: DateTime<Utc>) -> Result<bool, DbErr> {
+        let found = refresh_token::Entity::find()
+            .filter(refresh_token::Column::TokenHash.eq(token_hash))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .filter(refresh_token::Column::ExpiresAt.gt(at))
+            .one(self.db)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Deletes tokens that expired before `at`; returns how many.
+    pub async fn delete_expired(&self, at: DateTime<Utc>) -> Result<u64, DbErr> {
+        let deleted = refresh_token::Entity::delete_many()
+            .filter(refresh_token::Column::ExpiresAt.lt(at))
+            .exec(self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+}

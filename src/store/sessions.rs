@@ -1,0 +1,176 @@
+//! The `sessions` table, and the guard's read of it: inline on an SQLite file, else the pool.
+
+mod sqlite_read;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+};
+use uuid::Uuid;
+
+use super::users::{AccountRow, account, account_of_session};
+use crate::auth::Account;
+use crate::entity::session;
+
+/// The inline SQLite reader, and whether its failure has been logged (once is enough).
+pub(super) struct InlineRead {
+    pub(super) reader: sqlite_read::SqliteReader,
+    pub(super) failed: AtomicBool,
+}
+
+impl InlineRead {
+    pub(super) fn for_url(url: &str) -> Option<Self> {
+        Some(Self {
+            reader: sqlite_read::SqliteReader::for_url(url)?,
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// `None` when the read failed and the pool must answer.
+    pub(super) fn live_account(&self, sid: Uuid, at: DateTime<Utc>) -> Option<Option<Account>> {
+        match self.reader.live_account(sid, at) {
+            Ok(found) => Some(found),
+            Err(error) => {
+                if !self.failed.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, path = %self.reader.path().display(),
+                        "inline SQLite read failed; using the pool (logged once)");
+                } else {
+                    tracing::debug!(%error, "inline SQLite read failed; using the pool");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The account of session `sid` if it is live at `at`: the guard's query on the pool.
+fn live_account_query(
+    sid: Uuid,
+    at: DateTime<Utc>,
+) -> sea_orm::Select<crate::entity::user::Entity> {
+    account_of_session(sid)
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(at))
+}
+
+/// The `sessions` table, on the pool (with the inline read when there is one) or inside a
+/// write.
+pub struct Sessions<'a, C> {
+    db: &'a C,
+    inline: Option<&'a InlineRead>,
+}
+
+impl<'a, C: ConnectionTrait> Sessions<'a, C> {
+    pub(super) fn on(db: &'a C, inline: Option<&'a InlineRead>) -> Self {
+        Self { db, inline }
+    }
+
+    /// The account of session `sid` if the session is live at `at`. By the session's
+    /// primary key alone (see `sqlite_read::LIVE_ACCOUNT` for why): the caller compares
+    /// the user.
+    pub async fn live_account(
+        &self,
+        sid: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Account>, DbErr> {
+        if let Some(found) = self.inline.and_then(|inline| inline.live_account(sid, at)) {
+            return Ok(found);
+        }
+        let row = live_account_query(sid, at)
+            .into_tuple::<AccountRow>()
+            .one(self.db)
+            .await?;
+        Ok(row.map(account))
+    }
+
+    pub async fn insert(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        session::Entity::insert(session::ActiveModel {
+            id: Set(id),
+            user_id: Set(user_id),
+            created_at: Set(at),
+            expires_at: Set(expires_at),
+            revoked_at: Set(None),
+        })
+        .exec_without_returning(self.db)
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves an unrevoked session's expiry to `expires_at`; `false` if it was revoked.
+    pub async fn extend(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<bool, DbErr> {
+        let extended = session::Entity::update_many()
+            .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
+            .filter(session::Column::Id.eq(id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(self.db)
+            .await?;
+        Ok(extended.rows_affected == 1)
+    }
+
+    /// Revokes these sessions at `at` (those not revoked already).
+    pub async fn revoke(
+        &self,
+        ids: impl IntoIterator<Item = Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        self.revoke_where(session::Column::Id.is_in(ids), at).await
+    }
+
+    /// Revokes every session of these users at `at` (those not revoked already).
+    pub async fn revoke_all_of(
+        &self,
+        users: impl IntoIterator<Item = Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        self.revoke_where(session::Column::UserId.is_in(users), at)
+            .await
+    }
+
+    async fn revoke_where(
+        &self,
+        filter: impl sea_orm::sea_query::IntoCondition,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(at))
+            .filter(filter)
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(self.db)
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes sessions that expired or were revoked before `cutoff` (their refresh tokens
+    /// go with them); returns how many.
+    pub async fn delete_dead_before(&self, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+        let deleted = session::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(session::Column::ExpiresAt.lt(cutoff))
+                    .add(session::Column::RevokedAt.lt(cutoff)),
+            )
+            .exec(self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+}
+
+#[cfg(test)]
+pub(super) use sqlite_read::{LIVE_ACCOUNT, SqliteReader};
+
+#[cfg(test)]
+pub(super) fn pool_live_account_query(
+    sid: Uuid,
+    at: DateTime<Utc>,
+) -> sea_orm::Select<crate::entity::user::Entity> {
+    live_account_query(sid, at)
+}

@@ -1,0 +1,184 @@
+//! The `users` table, and `Account`'s columns, listed once.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, IntoCondition};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryResult, QuerySelect, RelationTrait, Select,
+};
+use uuid::Uuid;
+
+use crate::auth::Account;
+use crate::entity::{session, user};
+
+/// `Account`'s columns, in [`AccountRow`]'s order. The pool's selects and the inline SQLite
+/// read (see `sessions`) both name these, so a new field of `Account` is added here, to
+/// [`AccountRow`] and to [`account`], and nowhere else.
+pub(super) const ACCOUNT_COLUMNS: [user::Column; 5] = [
+    user::Column::Id,
+    user::Column::Email,
+    user::Column::Username,
+    user::Column::CreatedAt,
+    user::Column::UpdatedAt,
+];
+
+/// The values of [`ACCOUNT_COLUMNS`], as any backend returns them.
+pub(super) type AccountRow = (Uuid, String, Option<String>, DateTime<Utc>, DateTime<Utc>);
+
+/// The one mapping from a row to an [`Account`].
+pub(super) fn account((id, email, username, created_at, updated_at): AccountRow) -> Account {
+    Account {
+        id,
+        email,
+        username,
+        created_at,
+        updated_at,
+    }
+}
+
+/// Selects the [`ACCOUNT_COLUMNS`] of users.
+pub(super) fn accounts() -> Select<user::Entity> {
+    user::Entity::find().select_only().columns(ACCOUNT_COLUMNS)
+}
+
+/// Selects the account of session `sid`, whatever the session's state.
+pub(super) fn account_of_session(sid: Uuid) -> Select<user::Entity> {
+    accounts()
+        .join(sea_orm::JoinType::InnerJoin, user::Relation::Session.def())
+        .filter(session::Column::Id.eq(sid))
+}
+
+/// An account and its password hash, for login.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub account: Account,
+    pub password_hash: String,
+}
+
+impl FromQueryResult for Credentials {
+    /// Reads `ACCOUNT_COLUMNS` then `password_hash`, by position.
+    fn from_query_result(res: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            account: account(res.try_get_many_by_index()?),
+            password_hash: res.try_get_by_index(ACCOUNT_COLUMNS.len())?,
+        })
+    }
+}
+
+/// A user row about to be inserted.
+pub struct NewUser<'a> {
+    pub account: &'a Account,
+    pub email_skeleton: String,
+    pub username_normalized: Option<String>,
+    pub password_hash: String,
+}
+
+/// The `users` table, on the pool or inside a write.
+pub struct Users<'a, C> {
+    db: &'a C,
+}
+
+impl<'a, C: ConnectionTrait> Users<'a, C> {
+    pub(super) fn on(db: &'a C) -> Self {
+        Self { db }
+    }
+
+    /// Whether an account has this email, or one with this look-alike key.
+    pub async fn email_taken(&self, email: &str, skeleton: &str) -> Result<bool, DbErr> {
+        self.any(
+            Condition::any()
+                .add(user::Column::Email.eq(email))
+                .add(user::Column::EmailSkeleton.eq(skeleton)),
+        )
+        .await
+    }
+
+    /// Whether an account has this username (given normalised).
+    pub async fn username_taken(&self, normalized: &str) -> Result<bool, DbErr> {
+        self.any(user::Column::UsernameNormalized.eq(normalized))
+            .await
+    }
+
+    /// Whether a user matches `condition` (reads only the id).
+    async fn any(&self, condition: impl IntoCondition) -> Result<bool, DbErr> {
+        let found = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(condition)
+            .into_tuple::<Uuid>()
+            .one(self.db)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Inserts a user; a unique index refusing it is left to the caller to tell apart
+    /// (see [`super::is_unique_violation`]).
+    pub async fn insert(&self, new: NewUser<'_>) -> Result<(), DbErr> {
+        let account = new.account;
+        let row = user::ActiveModel {
+            id: Set(account.id),
+            email: Set(account.email.clone()),
+            email_skeleton: Set(Some(new.email_skeleton)),
+            username: Set(account.username.clone()),
+            username_normalized: Set(new.username_normalized),
+            password_hash: Set(new.password_hash),
+            created_at: Set(account.created_at),
+            updated_at: Set(account.updated_at),
+        };
+        user::Entity::insert(row)
+            .exec_without_returning(self.db)
+            .await
+            .map(|_| ())
+    }
+
+    /// The credentials of the account with this (normalised) email.
+    pub async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbErr> {
+        self.credentials(user::Column::Email.eq(email)).await
+    }
+
+    /// The credentials of the account with this normalised username.
+    pub async fn credentials_by_username(
+        &self,
+        normalized: &str,
+    ) -> Result<Option<Credentials>, DbErr> {
+        self.credentials(user::Column::UsernameNormalized.eq(normalized))
+            .await
+    }
+
+    async fn credentials(
+        &self,
+        condition: impl IntoCondition,
+    ) -> Result<Option<Credentials>, DbErr> {
+        accounts()
+            .column(user::Column::PasswordHash)
+            .filter(condition)
+            .into_model::<Credentials>()
+            .one(self.db)
+            .await
+    }
+
+    /// Replaces `user`'s password hash `old` by `new`; a no-op if it is no longer `old`.
+    pub async fn replace_password_hash(
+        &self,
+        user: Uuid,
+        old: &str,
+        new: String,
+    ) -> Result<(), DbErr> {
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(new))
+            .filter(user::Column::Id.eq(user))
+            .filter(user::Column::PasswordHash.eq(old))
+            .exec(self.db)
+            .await
+            .map(|_| ())
+    }
+
+    /// The account of session `sid`, whatever the session's state.
+    pub async fn of_session(&self, sid: Uuid) -> Result<Option<Account>, DbErr> {
+        let row = account_of_session(sid)
+            .into_tuple::<AccountRow>()
+            .one(self.db)
+            .await?;
+        Ok(row.map(account))
+    }
+}
