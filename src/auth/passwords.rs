@@ -257,13 +257,14 @@ mod tests {
         );
     }
 
+    async fn hashed(h: &PasswordHasher, password: &str) -> String {
+        h.hash(&Password::parse(password).unwrap()).await.unwrap()
+    }
+
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_nothing_else() {
         let h = hasher(2, 4);
-        let hash = h
-            .hash(&Password::parse("correct horse").unwrap())
-            .await
-            .unwrap();
+        let hash = hashed(&h, "correct horse").await;
         assert!(h.verify("correct horse", Some(&hash)).await.unwrap());
         assert!(!h.verify("correct hors", Some(&hash)).await.unwrap());
         assert!(!h.verify("correct horse", None).await.unwrap());
@@ -273,7 +274,7 @@ mod tests {
     async fn a_candidate_over_72_bytes_never_matches_even_with_the_right_prefix() {
         let h = hasher(2, 4);
         let pw = "p".repeat(72);
-        let hash = h.hash(&Password::parse(&pw).unwrap()).await.unwrap();
+        let hash = hashed(&h, &pw).await;
         assert!(h.verify(&pw, Some(&hash)).await.unwrap());
         assert!(!h.verify(&format!("{pw}x"), Some(&hash)).await.unwrap());
     }
@@ -281,10 +282,7 @@ mod tests {
     #[tokio::test]
     async fn only_hashes_of_another_cost_version_or_algorithm_need_a_rehash() {
         let h = hasher(1, 4);
-        let current = h
-            .hash(&Password::parse("correct horse").unwrap())
-            .await
-            .unwrap();
+        let current = hashed(&h, "correct horse").await;
         assert!(!h.needs_rehash(&current));
         let cheaper = bcrypt::hash("correct horse", 5).unwrap();
         assert!(h.needs_rehash(&cheaper));

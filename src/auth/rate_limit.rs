@@ -88,6 +88,8 @@ fn bucket_of(ip: IpAddr) -> IpAddr {
     }
 }
 
+// Each test keeps its own arrange-act-assert lines, even where two read alike: each states
+// one rule and reads alone.
 #[cfg(test)]
 mod tests {
     use super::*;

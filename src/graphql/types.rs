@@ -8,6 +8,9 @@ use chrono::{DateTime, Utc};
 use crate::auth::{Account, AuthService, Issued};
 use crate::error::AuthError;
 
+// It repeats `auth::Account`'s fields on purpose: the schema is a contract of its own, so a
+// field added to the service reaches clients only when added here. (Not a doc comment: that
+// would become the type's description in the schema.)
 /// A registered account.
 #[derive(SimpleObject)]
 pub struct User {

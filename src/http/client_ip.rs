@@ -110,99 +110,97 @@ mod tests {
         SocketAddr::new(ip.parse().unwrap(), 5555)
     }
 
+    fn resolver(trusted: &[&str]) -> ClientIpResolver {
+        ClientIpResolver::new(trusted.iter().map(|net| net.parse().unwrap()).collect())
+    }
+
+    /// The client address a request from `from` with these header lines is charged to,
+    /// behind the proxies in `trusted`.
+    fn client(trusted: &[&str], from: &str, xff: &[&str]) -> String {
+        resolver(trusted)
+            .resolve(peer(from), &headers(xff))
+            .to_string()
+    }
+
+    const PRIVATE: &[&str] = &["10.0.0.0/8"];
+
     #[test]
     fn without_trusted_proxies_the_header_is_ignored() {
-        let r = ClientIpResolver::new(vec![]);
-        let ip = r.resolve(peer("203.0.113.9"), &headers(&["1.2.3.4"]));
-        assert_eq!(ip.to_string(), "203.0.113.9");
+        assert_eq!(client(&[], "203.0.113.9", &["1.2.3.4"]), "203.0.113.9");
     }
 
     #[test]
     fn a_trusted_proxy_passes_the_client_on() {
-        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
-        let ip = r.resolve(peer("10.0.0.2"), &headers(&["198.51.100.7"]));
-        assert_eq!(ip.to_string(), "198.51.100.7");
+        assert_eq!(
+            client(PRIVATE, "10.0.0.2", &["198.51.100.7"]),
+            "198.51.100.7"
+        );
     }
 
     #[test]
     fn a_spoofed_left_entry_is_skipped_in_favour_of_the_last_untrusted_hop() {
-        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
-        let ip = r.resolve(
-            peer("10.0.0.2"),
-            &headers(&["6.6.6.6, 198.51.100.7", "10.0.0.3"]),
-        );
-        assert_eq!(ip.to_string(), "198.51.100.7");
+        let xff = ["6.6.6.6, 198.51.100.7", "10.0.0.3"];
+        assert_eq!(client(PRIVATE, "10.0.0.2", &xff), "198.51.100.7");
     }
 
     #[test]
     fn a_malformed_header_leaves_the_peer() {
-        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
-        let ip = r.resolve(peer("10.0.0.2"), &headers(&["not-an-ip"]));
-        assert_eq!(ip.to_string(), "10.0.0.2");
+        assert_eq!(client(PRIVATE, "10.0.0.2", &["not-an-ip"]), "10.0.0.2");
     }
 
     #[test]
     fn a_malformed_hop_left_of_the_client_is_never_read() {
-        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
         for xff in [
             "garbage, 203.0.113.5",
             "unknown,203.0.113.5",
             "1.2.3.4.5, 203.0.113.5",
             "garbage, 203.0.113.5, 10.0.0.3",
         ] {
-            let ip = r.resolve(peer("10.0.0.2"), &headers(&[xff]));
-            assert_eq!(ip.to_string(), "203.0.113.5", "{xff}");
+            assert_eq!(client(PRIVATE, "10.0.0.2", &[xff]), "203.0.113.5", "{xff}");
         }
         // On a separate header line, and as bytes that are not even text.
-        let ip = r.resolve(peer("10.0.0.2"), &headers(&["garbage", "203.0.113.5"]));
-        assert_eq!(ip.to_string(), "203.0.113.5");
+        let split = ["garbage", "203.0.113.5"];
+        assert_eq!(client(PRIVATE, "10.0.0.2", &split), "203.0.113.5");
         let mut h = HeaderMap::new();
         h.append(
             "x-forwarded-for",
             http::HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.5").unwrap(),
         );
-        assert_eq!(r.resolve(peer("10.0.0.2"), &h).to_string(), "203.0.113.5");
+        let ip = resolver(PRIVATE).resolve(peer("10.0.0.2"), &h);
+        assert_eq!(ip.to_string(), "203.0.113.5");
     }
 
     #[test]
     fn a_malformed_hop_among_trusted_proxies_is_the_boundary() {
-        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
         // 10.0.0.3 (trusted) wrote garbage: the request is charged to 10.0.0.3, and the
         // address to the left of the garbage is not believed.
-        let ip = r.resolve(
-            peer("10.0.0.2"),
-            &headers(&["198.51.100.7, garbage, 10.0.0.3"]),
-        );
-        assert_eq!(ip.to_string(), "10.0.0.3");
-        let ip = r.resolve(peer("10.0.0.2"), &headers(&["198.51.100.7, garbage"]));
-        assert_eq!(ip.to_string(), "10.0.0.2");
+        let xff = ["198.51.100.7, garbage, 10.0.0.3"];
+        assert_eq!(client(PRIVATE, "10.0.0.2", &xff), "10.0.0.3");
+        let xff = ["198.51.100.7, garbage"];
+        assert_eq!(client(PRIVATE, "10.0.0.2", &xff), "10.0.0.2");
     }
 
     #[test]
     fn empty_elements_are_skipped_and_ports_are_dropped() {
-        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
-        for (xff, client) in [
+        for (xff, expected) in [
             ("203.0.113.5, ,", "203.0.113.5"),
             (",203.0.113.5", "203.0.113.5"),
             ("203.0.113.5:4711", "203.0.113.5"),
             ("[2001:db8::7]:443, 10.0.0.3:80", "2001:db8::7"),
         ] {
-            let ip = r.resolve(peer("10.0.0.2"), &headers(&[xff]));
-            assert_eq!(ip.to_string(), client, "{xff}");
+            assert_eq!(client(PRIVATE, "10.0.0.2", &[xff]), expected, "{xff}");
         }
     }
 
     #[test]
     fn a_chain_of_trusted_proxies_only_ends_at_its_left_most_hop() {
-        let r = ClientIpResolver::new(vec!["10.0.0.0/8".parse().unwrap()]);
-        let ip = r.resolve(peer("10.0.0.2"), &headers(&["10.0.0.4, 10.0.0.3"]));
-        assert_eq!(ip.to_string(), "10.0.0.4");
+        let xff = ["10.0.0.4, 10.0.0.3"];
+        assert_eq!(client(PRIVATE, "10.0.0.2", &xff), "10.0.0.4");
     }
 
     #[test]
     fn ipv4_mapped_peers_match_ipv4_proxies() {
-        let r = ClientIpResolver::new(vec!["127.0.0.1/32".parse().unwrap()]);
-        let ip = r.resolve(peer("::ffff:127.0.0.1"), &headers(&["192.0.2.1"]));
-        assert_eq!(ip.to_string(), "192.0.2.1");
+        let from = "::ffff:127.0.0.1";
+        assert_eq!(client(&["127.0.0.1/32"], from, &["192.0.2.1"]), "192.0.2.1");
     }
 }

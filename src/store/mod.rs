@@ -5,6 +5,10 @@
 //! `crate::storage`). Multi-statement writes go through [`Store::begin_write`] and
 //! [`Store::commit_write`]; single statements on the pool call [`Store::ensure_file`]
 //! around themselves.
+//!
+//! The conditional updates of different tables read alike on purpose (spend a token, extend
+//! a session: one `UPDATE … WHERE` each, its row count the answer): each names the one
+//! question a flow asks of its table.
 
 mod refresh_tokens;
 mod sessions;

@@ -1,6 +1,7 @@
 //! A schema whose resolvers fail the way real ones can, each with plain `?`, run through
 //! the pass `Executor` runs: every error must reach the client with its own code, and every
-//! internal one must have been logged.
+//! internal one must have been logged. Each case spells out the whole error it expects, even
+//! where two read alike.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

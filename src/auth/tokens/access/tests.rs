@@ -1,3 +1,6 @@
+//! Each test keeps its own arrange-act-assert lines, even where two read alike: each states
+//! one rule and reads alone.
+
 use std::time::Duration;
 
 use super::*;
