@@ -1,4 +1,18 @@
 //! Rotation: a refresh token is spent for a new pair, once; a replay revokes its session.
+//!
+//! What a presented token is ([`judge_refresh`]), and what `refresh` does with it:
+//!
+//! ```text
+//!   session revoked or expired ──────────────────────────────► SessionDead  → refused
+//!   unspent ── expires_at <= now ────────────────────────────► Expired      → refused
+//!      │  └─ otherwise ──────────────────────────────────────► Live         → rotate
+//!      │                                      (lost the race to spend it: as InGrace)
+//!   spent ──── now - spent_at <= grace ──────────────────────► InGrace      → the successor again
+//!         └─── otherwise ────────────────────────────────────► Reused       → revoke the session, refused
+//! ```
+//!
+//! Logout asks the same question of a token it is given: Live and InGrace prove the
+//! session, Reused revokes it, the rest are refused.
 
 use chrono::{DateTime, Utc};
 
