@@ -70,6 +70,16 @@ impl MailSettings {
                 format!("{from_raw:?}: {e} (expected name@domain or \"Name <name@domain>\")"),
             )
         })?;
+        if from
+            .name
+            .as_deref()
+            .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            return Err(ConfigError::new(
+                "MAIL_FROM",
+                "the display name must be one line of printable characters",
+            ));
+        }
         let app_url = parse_app_url(&app_url_raw.unwrap_or_else(|| DEFAULT_APP_URL.to_owned()))?;
         Ok(Self {
             smtp_url,

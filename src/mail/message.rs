@@ -1,9 +1,13 @@
 //! A [`Mail`] as an RFC 5322 message, built by lettre, which encodes every header value
-//! (a CR or LF in a name or subject cannot start a header of its own).
+//! (a CR or LF in a subject cannot start a header of its own).
+//!
+//! Display names are the exception: lettre panics on formatting one that holds a CR or LF
+//! (checked with lettre 0.11.23), so control characters in them become spaces here, and a
+//! recipient is an address alone.
 
-use lettre::Message;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
+use lettre::{Address, Message};
 
 use super::{Mail, SendError};
 
@@ -11,11 +15,12 @@ use super::{Mail, SendError};
 pub fn build_message(from: &Mailbox, mail: &Mail) -> Result<Message, SendError> {
     let to = mail
         .to
-        .parse::<Mailbox>()
+        .parse::<Address>()
         .map_err(|e| SendError::Permanent(format!("recipient address: {e}")))?;
+    let from = Mailbox::new(from.name.as_deref().map(one_line), from.email.clone());
     let builder = Message::builder()
-        .from(from.clone())
-        .to(to)
+        .from(from)
+        .to(Mailbox::new(None, to))
         .subject(mail.subject.clone());
     let built = match &mail.html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(
@@ -27,6 +32,13 @@ pub fn build_message(from: &Mailbox, mail: &Mail) -> Result<Message, SendError> 
             .body(mail.text.clone()),
     };
     built.map_err(|e| SendError::Permanent(format!("message: {e}")))
+}
+
+/// `name` with every control character (CR and LF among them) made a space.
+fn one_line(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
+    IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
@@ -118,9 +118,14 @@ impl Store {
         }
         self.ensure_file()?;
         let backend = self.db.get_database_backend();
+        let sqlite = backend == DatabaseBackend::Sqlite;
+        // READ COMMITTED (PostgreSQL's default): MySQL's REPEATABLE READ would keep the
+        // locks of rows read but not taken, and their gaps, and deadlock with the
+        // statements that queue mail and record other workers' sends.
         let txn = self
             .db
             .begin_with_options(TransactionOptions {
+                isolation_level: (!sqlite).then_some(IsolationLevel::ReadCommitted),
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
             })
@@ -128,7 +133,7 @@ impl Store {
         let mut due = due
             .order_by_asc(mail_outbox::Column::NextAttemptAt)
             .limit(limit);
-        if backend != DatabaseBackend::Sqlite {
+        if !sqlite {
             due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
         let rows = due.all(&txn).await?;
