@@ -11,6 +11,8 @@ pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
+pub mod mail;
 pub mod migrate;
 pub mod nesting;
 pub mod startup;

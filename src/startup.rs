@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -12,13 +11,9 @@ use crate::clock::Clock;
 use crate::config::{HttpSettings, Settings};
 use crate::graphql::Executor;
 use crate::http::{AppState, ClientIpResolver, routes};
-
-/// How often idle rate-limit keys are forgotten.
-const LIMITER_SWEEP: Duration = Duration::from_secs(60);
-/// How often dead sessions and expired refresh tokens are deleted.
-const SESSION_PURGE: Duration = Duration::from_secs(3600);
-/// Revoked or expired sessions are kept this long (for support and audit) before deletion.
-const KEEP_DEAD_SESSIONS: chrono::Duration = chrono::Duration::days(1);
+use crate::jobs::{Jobs, MailQueue, MailWorker};
+use crate::mail::Mailer;
+use crate::store::Store;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +25,12 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("SMTP_URL: {0}")]
+    Mail(#[from] lettre::transport::smtp::Error),
 }
 
 /// What the server is handed rather than building itself, so that tests can substitute
-/// them (later also the mailer and the metrics handle).
+/// them (later also the metrics handle).
 #[derive(Debug, Clone, Default)]
 pub struct Collaborators {
     /// The time every expiry is judged by (rate limiters keep their own).
@@ -48,6 +45,8 @@ pub struct Application {
     /// The database pool's size: descriptors the connection bound leaves free.
     database_connections: usize,
     auth: Arc<AuthService>,
+    /// The outbox's worker, started with the server (and handed to tests).
+    mail: MailWorker,
 }
 
 impl Application {
@@ -83,6 +82,10 @@ impl Application {
         db: DatabaseConnection,
         collaborators: Collaborators,
     ) -> Result<Self, StartupError> {
+        use secrecy::ExposeSecret;
+        let outbox = Store::new(db.clone(), settings.database.url.expose_secret());
+        let queue = MailQueue::new(Arc::new(outbox), collaborators.clock.clone());
+        let mail = MailWorker::new(queue, Mailer::new(&settings.mail)?);
         let auth = Arc::new(AuthService::with_clock(
             db.clone(),
             &settings,
@@ -107,11 +110,17 @@ impl Application {
             database_connections: usize::try_from(settings.database.max_connections)
                 .unwrap_or(usize::MAX),
             auth,
+            mail,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The mail worker: its queue takes mails, and tests call its `dispatch_pending`.
+    pub fn mail(&self) -> MailWorker {
+        self.mail.clone()
     }
 
     /// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
@@ -124,32 +133,7 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let auth = self.auth.clone();
-        tokio::spawn(async move {
-            if let Err(e) = auth.passwords().warm_up().await {
-                tracing::warn!(error = %e, "could not precompute the dummy password hash");
-            }
-        });
-        let limits = self.auth.limits().clone();
-        let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(LIMITER_SWEEP);
-            loop {
-                tick.tick().await;
-                limits.forget_idle();
-            }
-        });
-        let auth = self.auth.clone();
-        let purger = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SESSION_PURGE);
-            loop {
-                tick.tick().await;
-                match auth.purge_dead_sessions(KEEP_DEAD_SESSIONS).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(rows = n, "purged dead sessions and expired tokens"),
-                    Err(e) => tracing::warn!(error = %e, "session purge failed; will retry"),
-                }
-            }
-        });
+        let jobs = Jobs::start(self.auth.clone(), self.mail.clone());
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
@@ -161,8 +145,7 @@ impl Application {
             stop,
         )
         .await;
-        sweeper.abort();
-        purger.abort();
+        jobs.stop();
         served
     }
 }

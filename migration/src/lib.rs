@@ -11,6 +11,7 @@ mod m20261122_000002_create_sessions;
 mod m20261122_000003_create_refresh_tokens;
 mod m20261122_000004_binary_collation_for_lookup_keys;
 mod m20261201_000005_email_skeleton;
+mod m20261201_000006_create_mail_outbox;
 
 pub mod email_key;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_refresh_tokens::Migration),
             Box::new(m20261122_000004_binary_collation_for_lookup_keys::Migration),
             Box::new(m20261201_000005_email_skeleton::Migration),
+            Box::new(m20261201_000006_create_mail_outbox::Migration),
         ]
     }
 }

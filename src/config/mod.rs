@@ -1,8 +1,8 @@
 //! Settings: the one place that reads configuration (environment and `.env`).
 //!
 //! One file per section, each owning its struct and the `read` that takes its variables:
-//! `database`, `tokens`, `passwords`, `rate_limits`, `http`, `graphql`. A new section
-//! (mail, signing keys, Redis, metrics) gets a file of its own the same way, a field in
+//! `database`, `tokens`, `passwords`, `rate_limits`, `http`, `graphql`, `mail`. A new
+//! section (signing keys, Redis, metrics) gets a file of its own the same way, a field in
 //! `Settings` and one line in `from_lookup`. This file keeps what spans sections: the
 //! environment, the log format, the order sections are read in and the checks between
 //! them. The readers they share (numbers, switches, durations, lists) are in `parse.rs`.
@@ -10,6 +10,7 @@
 mod database;
 mod graphql;
 mod http;
+mod mail;
 mod parse;
 mod passwords;
 mod rate_limits;
@@ -20,6 +21,7 @@ use std::net::IpAddr;
 pub use database::DatabaseSettings;
 pub use graphql::GraphqlSettings;
 pub use http::HttpSettings;
+pub use mail::MailSettings;
 pub use parse::parse_duration;
 pub use passwords::{HashPriority, PasswordSettings};
 pub use rate_limits::RateLimitSettings;
@@ -40,6 +42,7 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub http: HttpSettings,
     pub graphql: GraphqlSettings,
+    pub mail: MailSettings,
     /// `pretty` (default) or `json` log lines.
     pub log_format: LogFormat,
     /// Things worth a warning at start-up (generated secrets, ...); logged once tracing runs.
@@ -118,6 +121,7 @@ impl Settings {
         // Tools for people exploring the API (GraphiQL, introspection) are on by default
         // in development only.
         let graphql = GraphqlSettings::read(&get, environment == Development)?;
+        let mail = MailSettings::read(&get, environment, &mut warnings)?;
         let log_format = parse::choice(
             &get,
             "LOG_FORMAT",
@@ -145,6 +149,7 @@ impl Settings {
             rate_limits,
             http,
             graphql,
+            mail,
             log_format,
             warnings,
         })

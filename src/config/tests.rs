@@ -42,6 +42,7 @@ fn production_refuses_missing_or_short_secrets() {
         ("APP_ENV", "production"),
         ("JWT_ACCESS_SECRET", &"a".repeat(32)),
         ("JWT_REFRESH_SECRET", &"r".repeat(32)),
+        ("SMTP_URL", "smtp://127.0.0.1:2525"),
     ]);
     assert!(ok.is_ok());
 }
@@ -104,6 +105,9 @@ fn production(extra: &[(&str, &str)]) -> Settings {
         ("APP_ENV", "production"),
         ("JWT_ACCESS_SECRET", access.as_str()),
         ("JWT_REFRESH_SECRET", refresh.as_str()),
+        ("SMTP_URL", "smtp://127.0.0.1:2525"),
+        ("MAIL_FROM", "Example <accounts@example.com>"),
+        ("APP_URL", "https://app.example.com"),
     ];
     pairs.extend_from_slice(extra);
     from(&pairs).unwrap()
@@ -249,6 +253,7 @@ fn words_accept_their_aliases_and_name_the_choices_when_refused() {
             ("APP_ENV", value),
             ("JWT_ACCESS_SECRET", &"a".repeat(32)),
             ("JWT_REFRESH_SECRET", &"r".repeat(32)),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
         ]);
         assert_eq!(s.unwrap().environment, environment, "APP_ENV={value}");
     }
@@ -285,4 +290,92 @@ fn hsts_is_off_by_default_and_at_zero() {
         from(&[("HSTS_MAX_AGE", "365d")]).unwrap().http.hsts_max_age,
         Some(Duration::from_secs(365 * 86_400))
     );
+}
+
+#[test]
+fn mail_defaults_log_in_development_and_name_a_sender_and_a_front_end() {
+    let s = Settings::defaults();
+    assert!(s.mail.smtp_url.is_none());
+    assert_eq!(s.mail.from.email.to_string(), "noreply@localhost");
+    assert_eq!(s.mail.app_url.as_str(), "http://localhost:3000/");
+    assert!(s.mail.templates_dir.is_none());
+}
+
+#[test]
+fn production_without_smtp_url_refuses_to_start_naming_it() {
+    let (access, refresh) = ("a".repeat(32), "r".repeat(32));
+    let err = from(&[
+        ("APP_ENV", "production"),
+        ("JWT_ACCESS_SECRET", &access),
+        ("JWT_REFRESH_SECRET", &refresh),
+    ])
+    .unwrap_err();
+    assert_eq!(err.var, "SMTP_URL");
+    assert!(err.message.contains("APP_ENV=production"), "{err}");
+    let s = from(&[
+        ("APP_ENV", "production"),
+        ("JWT_ACCESS_SECRET", &access),
+        ("JWT_REFRESH_SECRET", &refresh),
+        ("SMTP_URL", "smtp://127.0.0.1:2525"),
+    ])
+    .unwrap();
+    assert!(s.mail.smtp_url.is_some());
+    for var in ["MAIL_FROM", "APP_URL"] {
+        assert!(
+            s.warnings.iter().any(|w| w.starts_with(var)),
+            "{:?}",
+            s.warnings
+        );
+    }
+    assert!(production(&[]).warnings.is_empty());
+}
+
+#[test]
+fn smtp_urls_in_lettres_three_forms_are_accepted_and_others_refused_without_echoing_them() {
+    for url in [
+        "smtp://127.0.0.1:2525",
+        "smtp://user:secret@mail.example.com:587?tls=required",
+        "smtps://user:secret@mail.example.com",
+    ] {
+        let s = from(&[("SMTP_URL", url)]).unwrap();
+        assert_eq!(s.mail.smtp_url.unwrap().expose_secret(), url);
+    }
+    for url in [
+        "http://user:hunter2@mail.example.com",
+        "smtp://user:hunter2@",
+    ] {
+        let err = from(&[("SMTP_URL", url)]).unwrap_err();
+        assert_eq!(err.var, "SMTP_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}
+
+#[test]
+fn mail_from_and_app_url_are_validated() {
+    let s = from(&[
+        ("MAIL_FROM", "Example <accounts@example.com>"),
+        ("APP_URL", "https://app.example.com/base"),
+        ("MAIL_TEMPLATES_DIR", "/etc/auth/templates"),
+    ])
+    .unwrap();
+    assert_eq!(s.mail.from.name.as_deref(), Some("Example"));
+    assert_eq!(s.mail.app_url.as_str(), "https://app.example.com/base");
+    assert_eq!(
+        s.mail.templates_dir.as_deref(),
+        Some(std::path::Path::new("/etc/auth/templates"))
+    );
+    for bad in [
+        "not an address",
+        "a@b\r\nBcc: x@y.z",
+        "Evil\r\nBcc: x@y.z <a@example.com>",
+    ] {
+        assert_eq!(from(&[("MAIL_FROM", bad)]).unwrap_err().var, "MAIL_FROM");
+    }
+    for bad in ["localhost:3000", "ftp://example.com", "javascript:alert(1)"] {
+        assert_eq!(
+            from(&[("APP_URL", bad)]).unwrap_err().var,
+            "APP_URL",
+            "{bad}"
+        );
+    }
 }

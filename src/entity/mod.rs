@@ -1,6 +1,8 @@
-//! SeaORM entities: the rows of `users`, `sessions` and `refresh_tokens`. Never sent to clients.
+//! SeaORM entities: the rows of `users`, `sessions`, `refresh_tokens` and `mail_outbox`.
+//! Never sent to clients.
 //! They read alike by design: SeaORM's derive shape, one file per table.
 
+pub mod mail_outbox;
 pub mod refresh_token;
 pub mod session;
 pub mod user;

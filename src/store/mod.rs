@@ -1,4 +1,4 @@
-//! Every query the auth service makes, one file per table, and the discipline of writes.
+//! Every query the server makes, one file per table, and the discipline of writes.
 //!
 //! A write is acknowledged only once it is in the SQLite file the next start opens: every
 //! write checks [`DatabaseFile`] before it starts and after it commits (see
@@ -10,6 +10,7 @@
 //! a session: one `UPDATE … WHERE` each, its row count the answer): each names the one
 //! question a flow asks of its table.
 
+mod outbox;
 mod refresh_tokens;
 mod sessions;
 mod users;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait};
 
+pub use outbox::Outbox;
 pub use refresh_tokens::RefreshTokens;
 pub use sessions::Sessions;
 pub use users::{Credentials, NewUser, Users};
@@ -105,6 +107,11 @@ impl Write {
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseTransaction> {
         RefreshTokens::on(&self.txn)
+    }
+
+    /// The outbox inside the transaction: a mail queued here goes out only if it commits.
+    pub fn outbox(&self) -> Outbox<'_, DatabaseTransaction> {
+        Outbox::on(&self.txn)
     }
 
     pub async fn rollback(self) -> Result<(), DbErr> {

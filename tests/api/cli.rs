@@ -11,12 +11,13 @@ use tempfile::TempDir;
 use crate::helpers::free_addr;
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     "m20261122_000001_create_users",
     "m20261122_000002_create_sessions",
     "m20261122_000003_create_refresh_tokens",
     "m20261122_000004_binary_collation_for_lookup_keys",
     "m20261201_000005_email_skeleton",
+    "m20261201_000006_create_mail_outbox",
 ];
 const GOOD_ACCESS: &str = "production-access-secret-0123456789abcdef";
 const GOOD_REFRESH: &str = "production-refresh-secret-0123456789abcdef";
@@ -273,6 +274,18 @@ fn serve_in_production_with_secrets_shorter_than_32_bytes_exits_naming_them() {
 }
 
 #[test]
+fn serve_in_production_without_smtp_url_exits_naming_it() {
+    serve_refuses_naming(
+        &[
+            ("APP_ENV", "production"),
+            ("JWT_ACCESS_SECRET", GOOD_ACCESS),
+            ("JWT_REFRESH_SECRET", GOOD_REFRESH),
+        ],
+        "SMTP_URL",
+    );
+}
+
+#[test]
 fn an_invalid_port_exits_naming_port() {
     for port in ["http", "70000", "-1"] {
         serve_refuses_naming(&[("PORT", port)], "PORT");
@@ -332,6 +345,7 @@ async fn serve_in_production_with_valid_secrets_starts_and_migrates() {
             ("APP_ENV", "production"),
             ("JWT_ACCESS_SECRET", GOOD_ACCESS),
             ("JWT_REFRESH_SECRET", GOOD_REFRESH),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
         ],
     )
     .await;

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use auth_server::clock::ManualClock;
 use auth_server::config::Settings;
+use auth_server::jobs::MailWorker;
 use auth_server::{Application, Collaborators};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode};
@@ -192,6 +193,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub database_url: String,
     pub settings: Settings,
+    /// The server's mail worker: its queue, and `dispatch_pending` for tests that send now.
+    pub mail: MailWorker,
     _db: TestDatabase,
 }
 
@@ -244,6 +247,7 @@ async fn spawn(
         .await
         .expect("the application builds");
     let port = app.port();
+    let mail = app.mail();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -259,6 +263,7 @@ async fn spawn(
         backend,
         database_url: url,
         settings,
+        mail,
         _db: db,
     }
 }

@@ -23,7 +23,7 @@ const MISSPELT: &str = "{ me { emai } }";
 const TYPE_QUERY: &str = "query($name: String!) { __type(name: $name) { name fields { name } } }";
 
 /// The server with the settings `Settings::from_lookup` reads from `vars` (plus valid
-/// secrets), on the test's database, a free port and cheap bcrypt.
+/// secrets and an SMTP_URL), on the test's database, a free port and cheap bcrypt.
 async fn spawn_with_env(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
     let mut env: HashMap<String, String> = vars
         .iter()
@@ -31,6 +31,8 @@ async fn spawn_with_env(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
         .collect();
     env.insert("JWT_ACCESS_SECRET".into(), ACCESS_SECRET.into());
     env.insert("JWT_REFRESH_SECRET".into(), REFRESH_SECRET.into());
+    // Production refuses to start without a mail server; none is contacted here.
+    env.insert("SMTP_URL".into(), "smtp://127.0.0.1:2525".into());
     let read = Settings::from_lookup(|k| env.get(k).cloned()).expect("valid settings");
     spawn_app_with(backend, move |s| {
         let database = s.database.clone();

@@ -1,0 +1,163 @@
+//! A real SMTP server for the mail tests: `tests/smtp/sink.py` (Python's aiosmtpd) on a
+//! free port, writing each message it accepts to a file; killed when dropped, and
+//! stoppable and restartable on its port to play an outage.
+//!
+//! `.ci/smtp-deps` installs aiosmtpd. `build.rs` turns on `cfg(test_smtp)` when `python3`
+//! can import it; without it the tests that need it are compiled as ignored, and in CI
+//! (`CI` set) a build without it fails [`ci_builds_run_the_smtp_tests`].
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::free_addr;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/sink.py");
+
+/// A running sink and the messages it received.
+pub struct SmtpSink {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+/// One message as the server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The envelope's recipients (`RCPT TO`).
+    pub rcpt: Vec<String>,
+    /// The message's header block, folded lines joined.
+    pub headers: Vec<String>,
+    pub body: String,
+}
+
+impl Received {
+    /// The value of the first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find_map(|h| {
+            let (key, value) = h.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+impl SmtpSink {
+    /// Starts a sink on a free port and waits until it answers.
+    pub fn start() -> Self {
+        let mut sink = Self {
+            port: free_addr().port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+        };
+        sink.restart();
+        sink
+    }
+
+    /// `smtp://` (plain: a local relay) to this sink.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server: connections to its port are refused until [`restart`](Self::restart).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, keeping what it received.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut child = Command::new("python3")
+            .arg(SCRIPT)
+            .arg(self.port.to_string())
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 starts (run .ci/smtp-deps)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the sink's first line");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the SMTP sink did not start (is aiosmtpd installed? run .ci/smtp-deps)"
+        );
+        self.child = Some(child);
+    }
+
+    /// Every message received so far, in no particular order.
+    pub fn messages(&self) -> Vec<Received> {
+        read_all(self.dir.path())
+    }
+
+    /// Waits up to `limit` until at least `n` messages arrived, then a moment longer for
+    /// any extra one (a duplicate), and returns them all.
+    pub async fn wait_for(&self, n: usize, limit: Duration) -> Vec<Received> {
+        let start = Instant::now();
+        while self.messages().len() < n && start.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.messages()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn read_all(dir: &Path) -> Vec<Received> {
+    let mut messages = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("sink directory") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "eml") {
+            let raw = std::fs::read_to_string(&path).expect("a message in UTF-8");
+            messages.push(parse(&raw));
+        }
+    }
+    messages
+}
+
+fn parse(raw: &str) -> Received {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+    let mut headers: Vec<String> = Vec::new();
+    for line in head.lines() {
+        match headers.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => last.push_str(line),
+            _ => headers.push(line.to_owned()),
+        }
+    }
+    let rcpt = headers
+        .iter()
+        .filter_map(|h| h.strip_prefix("X-Sink-Rcpt: "))
+        .map(str::to_owned)
+        .collect();
+    Received {
+        rcpt,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// In CI the SMTP tests must run: a build without aiosmtpd fails here.
+#[test]
+fn ci_builds_run_the_smtp_tests() {
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        assert_eq!(
+            [cfg!(test_smtp)],
+            [true],
+            "aiosmtpd was not importable by python3 when the tests were built: run \
+             .ci/smtp-deps before cargo test"
+        );
+    }
+}
