@@ -51,6 +51,30 @@ macro_rules! backend_tests {
     };
 }
 
+/// As [`backend_tests!`], for tests that only a database server can run (a proxy in front
+/// of it, a connection killed from outside): the MySQL and PostgreSQL variants only.
+#[macro_export]
+macro_rules! server_backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(test_mysql), ignore = "TEST_MYSQL_URL was not set at build time")]
+                async fn mysql() {
+                    $crate::helpers::Backend::Mysql.require();
+                    super::$name($crate::helpers::Backend::Mysql).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(test_postgres), ignore = "TEST_POSTGRES_URL was not set at build time")]
+                async fn postgres() {
+                    $crate::helpers::Backend::Postgres.require();
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

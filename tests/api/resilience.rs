@@ -187,22 +187,7 @@ async fn the_server_reports_an_outage_and_recovers_by_itself(backend: Backend) {
         .data("login");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(test_mysql), ignore = "TEST_MYSQL_URL was not set at build time")]
-async fn mysql_outage_is_reported_and_recovered() {
-    Backend::Mysql.require();
-    the_server_reports_an_outage_and_recovers_by_itself(Backend::Mysql).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(test_postgres),
-    ignore = "TEST_POSTGRES_URL was not set at build time"
-)]
-async fn postgres_outage_is_reported_and_recovered() {
-    Backend::Postgres.require();
-    the_server_reports_an_outage_and_recovers_by_itself(Backend::Postgres).await;
-}
+crate::server_backend_tests!(the_server_reports_an_outage_and_recovers_by_itself);
 
 #[test]
 fn urls_are_rewritten_to_go_through_the_proxy() {

@@ -473,19 +473,4 @@ async fn a_connection_killed_mid_transaction_is_not_reused(backend: Backend) {
     admin.close().await.ok();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(test_mysql), ignore = "TEST_MYSQL_URL was not set at build time")]
-async fn a_mysql_connection_killed_mid_transaction_is_not_reused() {
-    Backend::Mysql.require();
-    a_connection_killed_mid_transaction_is_not_reused(Backend::Mysql).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(test_postgres),
-    ignore = "TEST_POSTGRES_URL was not set at build time"
-)]
-async fn a_postgres_connection_killed_mid_transaction_is_not_reused() {
-    Backend::Postgres.require();
-    a_connection_killed_mid_transaction_is_not_reused(Backend::Postgres).await;
-}
+crate::server_backend_tests!(a_connection_killed_mid_transaction_is_not_reused);
