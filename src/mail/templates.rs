@@ -16,13 +16,18 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use minijinja::Environment;
 use url::Url;
 
 use super::Mail;
 
+mod environment;
+mod overrides;
 #[cfg(test)]
 mod tests;
+
+use environment::environment;
+use overrides::{read_override, warn_unknown_files};
 
 /// Which mail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,77 +237,10 @@ const BUILT_IN: [(&str, &str); 12] = built_in![
     "email_changed.html",
 ];
 
-/// Instructions one render may execute; the built-ins use a few dozen.
-const FUEL: u64 = 50_000;
-/// Nesting of blocks, includes and macros; minijinja's default is 500.
-const RECURSION_LIMIT: usize = 100;
 /// A rendered part larger than this is a broken template, not a mail.
 const MAX_RENDERED_BYTES: usize = 256 * 1024;
 /// A longer subject is cut; mail clients show far less.
 const MAX_SUBJECT_CHARS: usize = 200;
-
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_fuel(Some(FUEL));
-    env.set_recursion_limit(RECURSION_LIMIT);
-    // A block tag takes its line with it, so `{% if %}` leaves no blank line in a text body.
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
-    env.add_filter("duration", duration);
-    env
-}
-
-/// "1 minute", "90 minutes", "2 hours", "24 hours": whole hours from two hours on.
-fn duration(minutes: i64) -> String {
-    let (n, unit) = if minutes >= 120 && minutes % 60 == 0 {
-        (minutes / 60, "hour")
-    } else {
-        (minutes, "minute")
-    };
-    let plural = if n == 1 { "" } else { "s" };
-    format!("{n} {unit}{plural}")
-}
-
-/// The override at `file`, or `None` when there is none.
-fn read_override(file: &Path) -> Result<Option<String>, TemplateError> {
-    match std::fs::read_to_string(file) {
-        Ok(source) => Ok(Some(source)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(TemplateError::Read {
-            file: file.to_owned(),
-            source,
-        }),
-    }
-}
-
-fn warn_unknown_files(dir: &Path) -> Result<(), TemplateError> {
-    let dir_error = |source| TemplateError::Dir {
-        dir: dir.to_owned(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(dir_error)? {
-        let name = entry.map_err(dir_error)?.file_name();
-        let known = name
-            .to_str()
-            .is_some_and(|name| BUILT_IN.iter().any(|(known, _)| *known == name));
-        if !known {
-            tracing::warn!(
-                dir = %dir.display(),
-                file = %name.to_string_lossy(),
-                "not a mail template name: ignored"
-            );
-        }
-    }
-    Ok(())
-}
 
 fn invalid(origin: &str, e: &minijinja::Error) -> TemplateError {
     TemplateError::Invalid {

@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use super::environment::duration;
 use super::*;
 
 const TOKEN: &str = "abcDEF0123456789_-abcDEF0123456789_-abcDEF0";
