@@ -117,6 +117,8 @@ class Server:
             "RATE_LIMIT_LOGIN_PER_IP": "0",
             "RATE_LIMIT_LOGIN_PER_ACCOUNT": "0",
             "RATE_LIMIT_REGISTER_PER_IP": "0",
+            "RATE_LIMIT_MAIL_PER_IP": "0",
+            "RATE_LIMIT_MAIL_PER_ADDRESS": "0",
         })
         for var in ("RUST_LOG", "PASSWORD_HASH_WORKERS", "DATABASE_MAX_CONNECTIONS"):
             self.env.pop(var, None)

@@ -379,3 +379,39 @@ fn mail_from_and_app_url_are_validated() {
         );
     }
 }
+
+#[test]
+fn the_account_lifecycle_defaults_are_the_documented_ones() {
+    let s = Settings::defaults();
+    assert!(!s.accounts.require_email_verification);
+    assert_eq!(s.accounts.verification_ttl, Duration::from_secs(24 * 3600));
+    assert_eq!(s.accounts.reset_ttl, Duration::from_secs(3600));
+    assert_eq!(s.rate_limits.mail_per_address, 5);
+    assert_eq!(s.rate_limits.mail_per_ip, 30);
+    let s = from(&[
+        ("REQUIRE_EMAIL_VERIFICATION", "true"),
+        ("EMAIL_VERIFICATION_TTL", "2h"),
+        ("PASSWORD_RESET_TTL", "15m"),
+        ("RATE_LIMIT_MAIL_PER_ADDRESS", "0"),
+    ])
+    .unwrap();
+    assert!(s.accounts.require_email_verification);
+    assert_eq!(s.accounts.verification_ttl, Duration::from_secs(7200));
+    assert_eq!(s.accounts.reset_ttl, Duration::from_secs(900));
+    assert_eq!(s.rate_limits.mail_per_address, 0);
+}
+
+#[test]
+fn mailed_tokens_cannot_be_made_to_live_long() {
+    for (var, value) in [
+        ("EMAIL_VERIFICATION_TTL", "25h"),
+        ("PASSWORD_RESET_TTL", "61m"),
+        ("PASSWORD_RESET_TTL", "0"),
+        ("REQUIRE_EMAIL_VERIFICATION", "maybe"),
+    ] {
+        let err = from(&[(var, value)]).unwrap_err();
+        assert_eq!(err.var, var, "{value}");
+    }
+    assert!(from(&[("PASSWORD_RESET_TTL", "1h")]).is_ok());
+    assert!(from(&[("EMAIL_VERIFICATION_TTL", "24h")]).is_ok());
+}

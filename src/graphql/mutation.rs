@@ -21,11 +21,15 @@ pub struct SessionMutation;
 
 #[Object]
 impl SessionMutation {
-    /// Creates an account and opens a session.
+    /// Creates an account, mails a verification link and opens a session (with
+    /// `REQUIRE_EMAIL_VERIFICATION`, no session: `EMAIL_NOT_VERIFIED`).
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let auth = auth(ctx)?;
-        auth.count_register_attempt(request(ctx)?.client_ip())?;
+        let ip = request(ctx)?.client_ip();
+        auth.count_register_attempt(ip)?;
         let email = Email::parse_new(&input.email)?;
+        // Registration mails a verification link: it spends the mail budgets too.
+        auth.count_mail(ip, email.as_str())?;
         let password = Password::parse(&input.password)?;
         let username = input.username.as_deref().map(Username::parse).transpose()?;
         Ok(auth.register(email, password, username).await?.into())

@@ -37,6 +37,8 @@ async fn start_server(database_url: &str, workdir: &std::path::Path) -> Server {
         .env("RATE_LIMIT_LOGIN_PER_IP", "0")
         .env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")
         .env("RATE_LIMIT_REGISTER_PER_IP", "0")
+        .env("RATE_LIMIT_MAIL_PER_IP", "0")
+        .env("RATE_LIMIT_MAIL_PER_ADDRESS", "0")
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
