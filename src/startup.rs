@@ -12,7 +12,7 @@ use crate::config::{HttpSettings, Settings};
 use crate::graphql::Executor;
 use crate::http::{AppState, ClientIpResolver, routes};
 use crate::jobs::{Jobs, MailQueue, MailWorker};
-use crate::mail::{Mailer, Templates};
+use crate::mail::{Mailer, Sealer, Templates};
 use crate::store::Store;
 
 /// Why the server could not start.
@@ -86,7 +86,11 @@ impl Application {
     ) -> Result<Self, StartupError> {
         use secrecy::ExposeSecret;
         let outbox = Store::new(db.clone(), settings.database.url.expose_secret());
-        let queue = MailQueue::new(Arc::new(outbox), collaborators.clock.clone());
+        let queue = MailQueue::new(
+            Arc::new(outbox),
+            collaborators.clock.clone(),
+            Sealer::new(&settings.tokens),
+        );
         let mail = MailWorker::new(queue.clone(), Mailer::new(&settings.mail)?);
         let templates = Templates::load(settings.mail.templates_dir.as_deref())?;
         let auth = Arc::new(

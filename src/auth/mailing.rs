@@ -16,12 +16,14 @@ use super::tokens::{MailedToken, Purpose};
 use super::{Account, AuthService};
 use crate::entity::email_token;
 use crate::error::AuthError;
-use crate::mail::{MailContext, MailKind, Templates, link};
+use crate::mail::{MailContext, MailKind, Sealer, Templates, link};
 use crate::store::{NewEmailToken, Write};
 
 /// What mails are made from, and the worker's bell.
 pub struct Outgoing {
     pub templates: Templates,
+    /// Seals the bodies in the outbox: they carry tokens in plaintext.
+    pub sealer: Sealer,
     pub app_url: Url,
     /// Rung after a commit that queued mail; the worker also polls, so a lost ring only
     /// delays a mail.
@@ -101,7 +103,10 @@ impl AuthService {
             .templates
             .render(kind, context)
             .map_err(AuthError::internal)?;
-        write.outbox().enqueue(&mail, Some(user), at).await?;
+        write
+            .outbox()
+            .enqueue(&mail, &self.outgoing.sealer, Some(user), at)
+            .await?;
         Ok(())
     }
 

@@ -34,7 +34,7 @@ use tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::AuthError;
-use crate::mail::Templates;
+use crate::mail::{Sealer, Templates};
 use crate::storage::DatabaseFile;
 use crate::store::Store;
 
@@ -88,6 +88,7 @@ impl AuthService {
             require_verification: settings.accounts.require_email_verification,
             outgoing: Outgoing {
                 templates: Templates::built_in(),
+                sealer: Sealer::new(&settings.tokens),
                 app_url: settings.mail.app_url.clone(),
                 wake: Arc::new(Notify::new()),
             },

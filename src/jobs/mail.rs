@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::entity::mail_outbox;
 use crate::error::AuthError;
-use crate::mail::{Mail, Mailer, SendError};
+use crate::mail::{Mail, Mailer, Sealer, SendError};
 use crate::store::Store;
 
 /// How often the outbox is looked at when nothing wakes the worker.
@@ -50,14 +50,16 @@ pub enum Outcome {
 pub struct MailQueue {
     store: Arc<Store>,
     clock: Clock,
+    sealer: Sealer,
     wake: Arc<Notify>,
 }
 
 impl MailQueue {
-    pub fn new(store: Arc<Store>, clock: Clock) -> Self {
+    pub fn new(store: Arc<Store>, clock: Clock, sealer: Sealer) -> Self {
         Self {
             store,
             clock,
+            sealer,
             wake: Arc::new(Notify::new()),
         }
     }
@@ -67,7 +69,10 @@ impl MailQueue {
     /// calls [`wake`](Self::wake) after the commit.
     pub async fn enqueue(&self, mail: &Mail) -> Result<Uuid, AuthError> {
         let write = self.store.begin_write().await?;
-        let id = write.outbox().enqueue(mail, None, self.clock.now()).await?;
+        let id = write
+            .outbox()
+            .enqueue(mail, &self.sealer, None, self.clock.now())
+            .await?;
         self.store.commit_write(write).await?;
         self.wake();
         Ok(id)
@@ -140,13 +145,30 @@ impl MailWorker {
 
     async fn deliver(&self, row: mail_outbox::Model) -> Result<Outcome, AuthError> {
         let outbox = self.queue.store.outbox();
+        let domain = crate::mail::domain_of(&row.recipient).to_owned();
+        let sealer = &self.queue.sealer;
+        let opened = sealer.open(&row.text_body).and_then(|text| {
+            let html = row
+                .html_body
+                .as_deref()
+                .map(|h| sealer.open(h))
+                .transpose()?;
+            Ok((text, html))
+        });
+        let (text, html) = match opened {
+            Ok(bodies) => bodies,
+            Err(error) => {
+                outbox.delivered(row.id).await?;
+                tracing::error!(to_domain = %domain, %error, "mail given up");
+                return Ok(Outcome::GaveUp(row.id));
+            }
+        };
         let mail = Mail {
             to: row.recipient,
             subject: row.subject,
-            text: row.text_body,
-            html: row.html_body,
+            text,
+            html,
         };
-        let domain = mail.recipient_domain().to_owned();
         let error = match self.mailer.send(&mail).await {
             Ok(()) => {
                 outbox.delivered(row.id).await?;

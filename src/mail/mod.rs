@@ -5,6 +5,7 @@
 //! hands it to the [`Mailer`]. Logs name only the recipient's domain.
 
 mod message;
+mod sealed;
 mod templates;
 
 use lettre::message::Mailbox;
@@ -14,6 +15,7 @@ use secrecy::ExposeSecret;
 use crate::config::MailSettings;
 
 pub use message::build_message;
+pub use sealed::{Sealer, Unopenable};
 pub use templates::{MailContext, MailKind, TemplateError, Templates, link};
 
 /// One mail, as the outbox stores it.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::Store;
 use crate::entity::mail_outbox;
 use crate::error::AuthError;
-use crate::mail::Mail;
+use crate::mail::{Mail, Sealer};
 
 /// The `mail_outbox` table, on the pool or inside a write.
 pub struct Outbox<'a, C> {
@@ -30,11 +30,13 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
         Self { db }
     }
 
-    /// Queues `mail` about account `user` (if any), due at once. Inside a
-    /// [`super::Write`], it is sent only if the change it announces commits.
+    /// Queues `mail` about account `user` (if any), due at once, its bodies sealed by
+    /// `sealer` (see `crate::mail::Sealer`). Inside a [`super::Write`], it is sent only if
+    /// the change it announces commits.
     pub async fn enqueue(
         &self,
         mail: &Mail,
+        sealer: &Sealer,
         user: Option<Uuid>,
         at: DateTime<Utc>,
     ) -> Result<Uuid, DbErr> {
@@ -43,8 +45,8 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
             id: Set(id),
             recipient: Set(mail.to.clone()),
             subject: Set(mail.subject.clone()),
-            text_body: Set(mail.text.clone()),
-            html_body: Set(mail.html.clone()),
+            text_body: Set(sealer.seal(&mail.text)),
+            html_body: Set(mail.html.as_deref().map(|html| sealer.seal(html))),
             created_at: Set(at),
             attempts: Set(0),
             next_attempt_at: Set(at),

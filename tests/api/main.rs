@@ -16,6 +16,7 @@ mod http_surface;
 mod login;
 mod logout;
 mod mail_outbox;
+mod mail_sealing;
 mod me;
 mod migration_race;
 mod migrations;
