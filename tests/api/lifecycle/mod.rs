@@ -55,7 +55,7 @@ pub fn mail_limits(s: &mut Settings, per_address: u32, per_ip: u32) {
 
 /// `REQUIRE_EMAIL_VERIFICATION=true`.
 pub fn require_verification(s: &mut Settings) {
-    s.mail.require_email_verification = true;
+    s.accounts.require_email_verification = true;
 }
 
 /// Waits until `app`'s outbox holds nothing: every mail sent or given up.
