@@ -26,6 +26,7 @@ impl SessionMutation {
         let auth = auth(ctx)?;
         auth.count_register_attempt(request(ctx)?.client_ip())?;
         let email = Email::parse_new(&input.email)?;
+        auth.count_mail(request(ctx)?.client_ip(), email.as_str())?;
         let password = Password::parse(&input.password)?;
         let username = input.username.as_deref().map(Username::parse).transpose()?;
         Ok(auth.register(email, password, username).await?.into())
