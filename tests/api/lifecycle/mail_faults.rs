@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use auth_server::entity::mail_outbox;
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use super::mail::{Inbox, Letter, letters};
@@ -112,6 +114,28 @@ async fn register(server: &ServerProcess, email: &str) {
     assert!(body.get("errors").is_none(), "{body}");
 }
 
+/// Waits until the outbox holds `n` mails, each tried once and claimed by no one: a kill
+/// in the middle of a send would leave its row claimed for `LEASE` (five minutes; that
+/// case is `mail_outbox`'s lapsed claim), and this test is about the queue surviving.
+async fn failed_once_and_unclaimed(database_url: &str, n: usize) {
+    let db = sea_orm::Database::connect(database_url)
+        .await
+        .expect("connect");
+    let start = std::time::Instant::now();
+    loop {
+        let rows = mail_outbox::Entity::find().all(&db).await.expect("read");
+        let settled = rows
+            .iter()
+            .all(|r| r.attempts >= 1 && r.claimed_until.is_none());
+        if rows.len() == n && settled {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "the outbox never settled: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    db.close().await.ok();
+}
+
 async fn mails_queued_before_a_kill_9_arrive_after_the_restart(backend: Backend) {
     let mut sink = SmtpSink::start();
     sink.stop();
@@ -123,6 +147,7 @@ async fn mails_queued_before_a_kill_9_arrive_after_the_restart(backend: Backend)
     first.wait_healthy(Duration::from_secs(30)).await;
     register(&first, "ada@example.com").await;
     register(&first, "grace@example.com").await;
+    failed_once_and_unclaimed(&url, 2).await;
 
     drop(first); // SIGKILL
     sink.restart();
