@@ -124,6 +124,19 @@ async fn a_wrong_password_is_invalid_credentials(backend: Backend) {
         .expect_only_error("INVALID_CREDENTIALS");
 }
 
+async fn a_wrong_password_counts_against_the_account_limit(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.rate_limits.login_per_account = 2).await;
+    let ada = app.register_ok("ada@example.com").await;
+    for _ in 0..2 {
+        app.change_email(&ada.access, "ada@new.example.com", "not the password")
+            .await
+            .expect_only_error("INVALID_CREDENTIALS");
+    }
+    app.change_email(&ada.access, "ada@new.example.com", PASSWORD)
+        .await
+        .expect_only_error("RATE_LIMITED");
+}
+
 async fn the_same_or_a_malformed_address_is_bad_user_input(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = app.register_ok("ada@example.com").await;
@@ -157,6 +170,7 @@ smtp_tests!(
 crate::backend_tests!(
     a_taken_address_is_email_taken_at_the_request,
     a_wrong_password_is_invalid_credentials,
+    a_wrong_password_counts_against_the_account_limit,
     the_same_or_a_malformed_address_is_bad_user_input,
     changing_the_address_needs_a_session,
 );

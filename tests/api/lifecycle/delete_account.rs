@@ -19,6 +19,20 @@ async fn a_wrong_password_is_invalid_credentials_and_deletes_nothing(backend: Ba
         .expect_success();
 }
 
+async fn a_wrong_password_counts_against_the_account_limit(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.rate_limits.login_per_account = 2).await;
+    let ada = app.register_ok("ada@example.com").await;
+    for _ in 0..2 {
+        app.delete_account(&ada.access, "not the password")
+            .await
+            .expect_only_error("INVALID_CREDENTIALS");
+    }
+    app.delete_account(&ada.access, PASSWORD)
+        .await
+        .expect_only_error("RATE_LIMITED");
+    assert!(app.me_ok(&ada.access).await);
+}
+
 async fn its_access_and_refresh_tokens_die_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = app.register_ok("ada@example.com").await;
@@ -111,6 +125,7 @@ async fn deleting_needs_a_session(backend: Backend) {
 
 crate::backend_tests!(
     a_wrong_password_is_invalid_credentials_and_deletes_nothing,
+    a_wrong_password_counts_against_the_account_limit,
     its_access_and_refresh_tokens_die_at_once,
     deleting_needs_a_session,
 );

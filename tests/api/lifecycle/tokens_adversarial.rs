@@ -1,6 +1,7 @@
 //! Mailed tokens under attack, each `INVALID_TOKEN`: reuse, the wrong purpose, one
 //! character changed, another user's token under one's own bearer, a superseded token,
-//! oversized and unicode input, and two concurrent uses of one reset token.
+//! a token mailed to an address the account no longer has, oversized and unicode input,
+//! and two concurrent uses of one reset token.
 
 use super::mail::Inbox;
 use super::{NEW_PASSWORD, spawn};
@@ -144,6 +145,27 @@ async fn a_superseded_token_is_invalid_and_the_newer_works(backend: Backend) {
         .expect_success();
 }
 
+async fn tokens_mailed_to_a_former_address_are_invalid(backend: Backend) {
+    let sink = SmtpSink::start();
+    let (app, _clock) = spawn(backend, &sink, |_| {}).await;
+    let mut inbox = Inbox::new(&sink);
+    let ada = app.register_ok("ada@example.com").await;
+    let verify = inbox.verification_token("ada@example.com").await;
+    let reset = reset_token(&app, &mut inbox, "ada@example.com").await;
+    app.change_email(&ada.access, "ada@new.example.com", PASSWORD)
+        .await
+        .expect_success();
+    let change = inbox.verification_token("ada@new.example.com").await;
+    app.verify_email(&change, None).await.expect_success();
+
+    app.verify_email(&verify, None)
+        .await
+        .expect_only_error("INVALID_TOKEN");
+    app.reset_password(&reset, NEW_PASSWORD, None)
+        .await
+        .expect_only_error("INVALID_TOKEN");
+}
+
 async fn oversized_and_unicode_tokens_are_invalid(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.http.max_body_bytes = 512 * 1024).await;
     let ada = app.register_ok("ada@example.com").await;
@@ -200,6 +222,7 @@ smtp_tests!(
     a_token_with_one_character_changed_is_invalid,
     another_users_token_under_ones_own_bearer_is_invalid,
     a_superseded_token_is_invalid_and_the_newer_works,
+    tokens_mailed_to_a_former_address_are_invalid,
     of_two_concurrent_resets_with_one_token_exactly_one_wins,
 );
 
