@@ -116,6 +116,60 @@ async fn a_token_refused_as_taken_works_once_the_address_is_free(backend: Backen
     );
 }
 
+/// `ape` in Cyrillic: it displays as `ape@example.com`.
+const APE_LOOK_ALIKE: &str = "\u{430}\u{440}\u{435}@example.com";
+
+async fn a_look_alike_of_a_taken_address_is_email_taken_at_the_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.register_ok("ada@example.com").await;
+    app.register_ok(APE_LOOK_ALIKE).await;
+    app.change_email(&ada.access, "ape@example.com", PASSWORD)
+        .await
+        .expect_only_error("EMAIL_TAKEN");
+}
+
+async fn a_look_alike_registered_meanwhile_is_email_taken_at_verification(backend: Backend) {
+    let sink = SmtpSink::start();
+    let (app, _clock) = spawn(backend, &sink, |_| {}).await;
+    let mut inbox = Inbox::new(&sink);
+    let (ada, token) = ask_to_move(&app, &mut inbox, "ape@example.com").await;
+    app.register_ok(APE_LOOK_ALIKE).await;
+
+    app.verify_email(&token, None)
+        .await
+        .expect_only_error("EMAIL_TAKEN");
+    assert_eq!(app.me_user(&ada.access).await["email"], "ada@example.com");
+}
+
+async fn of_two_accounts_verifying_one_new_address_at_once_one_wins(backend: Backend) {
+    let sink = SmtpSink::start();
+    let (app, _clock) = spawn(backend, &sink, |_| {}).await;
+    let mut inbox = Inbox::new(&sink);
+    for name in ["ada", "grace"] {
+        let tokens = app.register_ok(&format!("{name}@example.com")).await;
+        app.change_email(&tokens.access, "shared@example.com", PASSWORD)
+            .await
+            .expect_success();
+    }
+    let first = inbox.verification_token("shared@example.com").await;
+    let second = inbox.verification_token("shared@example.com").await;
+
+    let (a, b) = tokio::join!(
+        app.verify_email(&first, None),
+        app.verify_email(&second, None)
+    );
+    let codes = [a.code(), b.code()];
+    assert!(
+        codes.contains(&None) && codes.contains(&Some("EMAIL_TAKEN")),
+        "{} / {}",
+        a.body,
+        b.body
+    );
+    app.login_email("shared@example.com", PASSWORD)
+        .await
+        .expect_success();
+}
+
 async fn a_wrong_password_is_invalid_credentials(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = app.register_ok("ada@example.com").await;
@@ -165,10 +219,13 @@ smtp_tests!(
     after_the_change_the_new_address_logs_in_and_the_old_does_not,
     an_address_taken_meanwhile_is_email_taken_at_verification,
     a_token_refused_as_taken_works_once_the_address_is_free,
+    a_look_alike_registered_meanwhile_is_email_taken_at_verification,
+    of_two_accounts_verifying_one_new_address_at_once_one_wins,
 );
 
 crate::backend_tests!(
     a_taken_address_is_email_taken_at_the_request,
+    a_look_alike_of_a_taken_address_is_email_taken_at_the_request,
     a_wrong_password_is_invalid_credentials,
     a_wrong_password_counts_against_the_account_limit,
     the_same_or_a_malformed_address_is_bad_user_input,
