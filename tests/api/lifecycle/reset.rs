@@ -105,6 +105,22 @@ async fn an_unknown_address_gets_true_and_no_mail(backend: Backend) {
     assert!(letters_to(&sink, "nobody@example.com").is_empty());
 }
 
+async fn the_address_is_matched_as_normalised(backend: Backend) {
+    let sink = SmtpSink::start();
+    let (app, _clock) = spawn(backend, &sink, |_| {}).await;
+    let mut inbox = Inbox::new(&sink);
+    app.register_ok("ada@example.com").await;
+    inbox.next_to("ada@example.com").await;
+
+    app.request_password_reset("  ADA@Example.COM ")
+        .await
+        .expect_success();
+    let token = inbox.reset_token("ada@example.com").await;
+    app.reset_password(&token, NEW_PASSWORD, None)
+        .await
+        .expect_success();
+}
+
 async fn a_malformed_address_is_bad_user_input(backend: Backend) {
     let app = spawn_app(backend).await;
     app.request_password_reset("not an address")
@@ -136,6 +152,7 @@ smtp_tests!(
     the_pair_a_reset_returns_works,
     a_reset_marks_the_address_verified,
     an_unknown_address_gets_true_and_no_mail,
+    the_address_is_matched_as_normalised,
     a_weak_new_password_is_bad_user_input_and_spends_no_token,
 );
 

@@ -46,6 +46,25 @@ async fn the_owner_may_verify_while_signed_in(backend: Backend) {
     assert_eq!(r.data("verifyEmail")["emailVerified"], true);
 }
 
+async fn an_expired_bearer_beside_the_token_does_not_stop_it(backend: Backend) {
+    let sink = SmtpSink::start();
+    let (app, clock) = spawn(backend, &sink, |_| {}).await;
+    let mut inbox = Inbox::new(&sink);
+    let ada = app.register_ok("ada@example.com").await;
+    let grace = app.register_ok("grace@example.com").await;
+    let token = inbox.verification_token("ada@example.com").await;
+
+    // Access tokens live 15 minutes: Grace's is expired, so it names no one.
+    clock.advance(std::time::Duration::from_secs(16 * 60));
+    app.verify_email(&token, Some(&grace.access))
+        .await
+        .expect_success();
+    let login = app.login_email("ada@example.com", PASSWORD).await;
+    let fresh = Tokens::from_payload(login.data("login"));
+    assert_eq!(fresh.user_id, ada.user_id);
+    assert!(app.me_verified(&fresh.access).await);
+}
+
 async fn requesting_verification_mails_a_fresh_token_that_verifies(backend: Backend) {
     let sink = SmtpSink::start();
     let (app, _clock) = spawn(backend, &sink, |_| {}).await;
@@ -103,6 +122,7 @@ async fn an_unknown_token_is_invalid(backend: Backend) {
 smtp_tests!(
     the_token_mailed_at_register_verifies_the_address,
     the_owner_may_verify_while_signed_in,
+    an_expired_bearer_beside_the_token_does_not_stop_it,
     requesting_verification_mails_a_fresh_token_that_verifies,
     a_verified_address_gets_true_and_no_mail,
 );
