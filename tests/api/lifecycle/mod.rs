@@ -5,6 +5,7 @@
 
 mod change_email;
 mod change_password;
+mod concurrency;
 mod delete_account;
 mod escaping;
 mod mail;
