@@ -18,9 +18,7 @@ mod users;
 
 use std::sync::Arc;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait};
 
 pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;
