@@ -88,15 +88,18 @@ impl AuthService {
         let skeleton = email.skeleton_key();
         let write = self.store.begin_write().await?;
         let users = write.users();
-        // Taken meanwhile: the token stays, in case the other account lets the address go.
+        // The write first: on SQLite a transaction that read before it wrote cannot take
+        // the write lock once another writer committed (SQLITE_BUSY, not a wait).
+        if !write.email_tokens().consume(row.id, at).await? {
+            return abort(write, AuthError::InvalidToken).await;
+        }
+        // Taken meanwhile: the token stays (rolled back), in case the other account lets
+        // the address go.
         if users
             .email_taken_by_other(email.as_str(), &skeleton, row.user_id)
             .await?
         {
             return abort(write, AuthError::EmailTaken).await;
-        }
-        if !write.email_tokens().consume(row.id, at).await? {
-            return abort(write, AuthError::InvalidToken).await;
         }
         match users
             .change_email(row.user_id, email.as_str(), skeleton, at)

@@ -83,8 +83,16 @@ impl Store {
     /// Begins a write transaction, if the database file is still ours.
     pub async fn begin_write(&self) -> Result<Write, AuthError> {
         self.ensure_file()?;
+        // MySQL/MariaDB at READ COMMITTED, as PostgreSQL runs: at REPEATABLE READ a
+        // DELETE that finds no row still takes gap locks, and two writes of one account
+        // (delete its older tokens, insert the new one) deadlocked.
+        let mysql = self.db.get_database_backend() == sea_orm::DatabaseBackend::MySql;
+        let options = sea_orm::TransactionOptions {
+            isolation_level: mysql.then_some(sea_orm::IsolationLevel::ReadCommitted),
+            ..Default::default()
+        };
         Ok(Write {
-            txn: self.db.begin().await?,
+            txn: self.db.begin_with_options(options).await?,
         })
     }
 

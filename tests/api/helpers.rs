@@ -606,3 +606,88 @@ fn ci_builds_run_every_backend() {
         );
     }
 }
+
+// ---- Helpers of the account lifecycle tests (issue 13) ----
+
+/// The `User` fields the lifecycle tests read.
+pub const USER: &str = "id email username emailVerified";
+
+impl TestApp {
+    pub async fn request_email_verification(&self, bearer: Option<&str>) -> Gql {
+        self.gql("mutation { requestEmailVerification }", json!({}), bearer)
+            .await
+    }
+
+    pub async fn verify_email(&self, token: &str, bearer: Option<&str>) -> Gql {
+        self.gql(
+            &format!("mutation($t: String!) {{ verifyEmail(token: $t) {{ {USER} }} }}"),
+            json!({"t": token}),
+            bearer,
+        )
+        .await
+    }
+
+    pub async fn request_password_reset(&self, email: &str) -> Gql {
+        self.gql(
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            json!({"e": email}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn reset_password(&self, token: &str, new: &str, bearer: Option<&str>) -> Gql {
+        self.gql(
+            &format!(
+                "mutation($t: String!, $p: String!) {{ resetPassword(token: $t, newPassword: $p) {{ {PAYLOAD} }} }}"
+            ),
+            json!({"t": token, "p": new}),
+            bearer,
+        )
+        .await
+    }
+
+    pub async fn change_password(&self, bearer: &str, current: &str, new: &str) -> Gql {
+        self.gql(
+            &format!(
+                "mutation($c: String!, $p: String!) {{ changePassword(currentPassword: $c, newPassword: $p) {{ {PAYLOAD} }} }}"
+            ),
+            json!({"c": current, "p": new}),
+            Some(bearer),
+        )
+        .await
+    }
+
+    pub async fn change_email(&self, bearer: &str, new_email: &str, password: &str) -> Gql {
+        self.gql(
+            "mutation($e: String!, $p: String!) { changeEmail(newEmail: $e, password: $p) }",
+            json!({"e": new_email, "p": password}),
+            Some(bearer),
+        )
+        .await
+    }
+
+    pub async fn delete_account(&self, bearer: &str, password: &str) -> Gql {
+        self.gql(
+            "mutation($p: String!) { deleteAccount(password: $p) }",
+            json!({"p": password}),
+            Some(bearer),
+        )
+        .await
+    }
+
+    /// `me { emailVerified email }` of `bearer`, which must pass the guard.
+    pub async fn me_user(&self, bearer: &str) -> Value {
+        let r = self
+            .gql(&format!("{{ me {{ {USER} }} }}"), json!({}), Some(bearer))
+            .await;
+        r.expect_success();
+        r.data("me").clone()
+    }
+
+    pub async fn me_verified(&self, bearer: &str) -> bool {
+        self.me_user(bearer).await["emailVerified"]
+            .as_bool()
+            .expect("emailVerified is a Boolean")
+    }
+}

@@ -18,35 +18,8 @@ use secrecy::SecretString;
 use crate::backend_tests;
 use crate::helpers::*;
 use crate::server_process::spawn;
-use crate::smtp::{Received, SmtpSink};
-
-/// As `backend_tests!`, for tests that also need the SMTP sink: ignored in a build
-/// whose `python3` lacks aiosmtpd (see `crate::smtp`).
-macro_rules! smtp_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not(test_smtp), ignore = "python3 cannot import aiosmtpd (run .ci/smtp-deps)")]
-                async fn sqlite() {
-                    super::$name(crate::helpers::Backend::Sqlite).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not(all(test_mysql, test_smtp)), ignore = "needs TEST_MYSQL_URL at build time and aiosmtpd")]
-                async fn mysql() {
-                    crate::helpers::Backend::Mysql.require();
-                    super::$name(crate::helpers::Backend::Mysql).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not(all(test_postgres, test_smtp)), ignore = "needs TEST_POSTGRES_URL at build time and aiosmtpd")]
-                async fn postgres() {
-                    crate::helpers::Backend::Postgres.require();
-                    super::$name(crate::helpers::Backend::Postgres).await
-                }
-            }
-        )*
-    };
-}
+use crate::smtp::{Received, SmtpSink, spawn_with_sink};
+use crate::smtp_tests;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -57,15 +30,6 @@ fn mail(n: usize) -> Mail {
         text: format!("Hello number {n}.\nOpen http://localhost:3000/verify to go on.\n"),
         html: None,
     }
-}
-
-/// The server on `backend`, sending to `sink`, judging time by a clock the test moves.
-async fn spawn_with_sink(backend: Backend, sink: &SmtpSink) -> (TestApp, ManualClock) {
-    let url = sink.url();
-    spawn_app_with_clock(backend, move |s| {
-        s.mail.smtp_url = Some(SecretString::from(url));
-    })
-    .await
 }
 
 /// A second instance on `app`'s database (same settings, same clock), serving; its worker.

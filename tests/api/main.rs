@@ -13,6 +13,7 @@ mod connections;
 mod durability;
 mod error_codes;
 mod http_surface;
+mod lifecycle;
 mod login;
 mod logout;
 mod mail_outbox;

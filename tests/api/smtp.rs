@@ -11,9 +11,61 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::free_addr;
+use auth_server::clock::ManualClock;
+use auth_server::config::Settings;
+use secrecy::SecretString;
+
+use crate::helpers::{Backend, TestApp, free_addr, spawn_app_with_clock};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/sink.py");
+
+/// As `backend_tests!`, for tests that also need the SMTP sink: ignored in a build
+/// whose `python3` lacks aiosmtpd (see `crate::smtp`).
+#[macro_export]
+macro_rules! smtp_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(test_smtp), ignore = "python3 cannot import aiosmtpd (run .ci/smtp-deps)")]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(all(test_mysql, test_smtp)), ignore = "needs TEST_MYSQL_URL at build time and aiosmtpd")]
+                async fn mysql() {
+                    $crate::helpers::Backend::Mysql.require();
+                    super::$name($crate::helpers::Backend::Mysql).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(all(test_postgres, test_smtp)), ignore = "needs TEST_POSTGRES_URL at build time and aiosmtpd")]
+                async fn postgres() {
+                    $crate::helpers::Backend::Postgres.require();
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// The server on `backend`, sending to `sink`, judging time by a clock the test moves.
+pub async fn spawn_with_sink(backend: Backend, sink: &SmtpSink) -> (TestApp, ManualClock) {
+    spawn_with_sink_and(backend, sink, |_| {}).await
+}
+
+/// As [`spawn_with_sink`], with `configure` applied to the settings afterwards.
+pub async fn spawn_with_sink_and(
+    backend: Backend,
+    sink: &SmtpSink,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, ManualClock) {
+    let url = sink.url();
+    spawn_app_with_clock(backend, move |s| {
+        s.mail.smtp_url = Some(SecretString::from(url));
+        configure(s);
+    })
+    .await
+}
 
 /// A running sink and the messages it received.
 pub struct SmtpSink {
