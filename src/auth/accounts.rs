@@ -1,5 +1,7 @@
 //! Accounts: registration and login (with the upgrade of an outdated password hash).
 
+use std::net::IpAddr;
+
 use uuid::Uuid;
 
 use super::tokens::Purpose;
@@ -89,10 +91,14 @@ impl AuthService {
     }
 
     /// Checks the password and opens a session. Unknown accounts cost the same work.
+    /// When verification is required and the address is not verified yet, the right
+    /// password gets `EmailNotVerified` and a fresh verification mail (within the mail
+    /// budgets of `ip` and the address): the way back for a user whose link expired.
     pub async fn login(
         &self,
         identifier: LoginIdentifier,
         password: &str,
+        ip: IpAddr,
     ) -> Result<Issued, AuthError> {
         let users = self.store.users();
         let found = match &identifier {
@@ -113,6 +119,7 @@ impl AuthService {
         };
         // Only after the password: an unverified address is no oracle to a guesser.
         if self.require_verification && found.account.email_verified_at.is_none() {
+            self.remail_verification(&found.account, ip).await;
             return Err(AuthError::EmailNotVerified);
         }
         if self.passwords.needs_rehash(&found.password_hash) {
@@ -123,6 +130,26 @@ impl AuthService {
         let issued = self.open_session(&write, found.account, at).await?;
         self.store.commit_write(write).await?;
         Ok(issued)
+    }
+
+    /// Mails `account` a fresh verification link if the mail budgets allow; never fails
+    /// the login it is part of.
+    async fn remail_verification(&self, account: &Account, ip: IpAddr) {
+        if self.limits.mail(ip, &account.email).is_err() {
+            return;
+        }
+        let at = self.now();
+        let mailed = async {
+            let write = self.store.begin_write().await?;
+            self.mail_token(&write, account, Purpose::VerifyEmail, &account.email, at)
+                .await?;
+            self.store.commit_write(write).await
+        };
+        match mailed.await {
+            Ok(()) => self.mail_queued(),
+            Err(error) => tracing::warn!(user_id = %account.id, %error,
+                "verification mail not queued at login"),
+        }
     }
 
     /// Replaces `user`'s outdated password hash (see [`PasswordHasher::needs_rehash`]) by

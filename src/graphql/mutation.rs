@@ -38,9 +38,10 @@ impl SessionMutation {
     /// Opens a session for an email or username and password.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let auth = auth(ctx)?;
-        auth.count_login_attempt(request(ctx)?.client_ip())?;
+        let ip = request(ctx)?.client_ip();
+        auth.count_login_attempt(ip)?;
         let identifier = LoginIdentifier::parse(input.email.as_deref(), input.username.as_deref())?;
-        Ok(auth.login(identifier, &input.password).await?.into())
+        Ok(auth.login(identifier, &input.password, ip).await?.into())
     }
 
     /// Spends a refresh token for a new pair (rotation).

@@ -89,7 +89,38 @@ async fn a_reset_verifies_the_address_and_lets_it_in(backend: Backend) {
         .expect_success();
 }
 
+/// A user whose link expired has no session to ask for another: the right password
+/// at login mails a fresh one (a wrong one mails nothing).
+async fn a_login_with_the_right_password_mails_a_fresh_link(backend: Backend) {
+    let sink = SmtpSink::start();
+    let (app, clock) = spawn(backend, &sink, require_verification).await;
+    let mut inbox = Inbox::new(&sink);
+    app.register("ada@example.com", PASSWORD, None)
+        .await
+        .expect_only_error("EMAIL_NOT_VERIFIED");
+    let expired = inbox.verification_token("ada@example.com").await;
+    clock.advance(std::time::Duration::from_secs(25 * 3600));
+    app.verify_email(&expired, None)
+        .await
+        .expect_only_error("INVALID_TOKEN");
+
+    app.login_email("ada@example.com", "not the password")
+        .await
+        .expect_only_error("INVALID_CREDENTIALS");
+    app.login_email("ada@example.com", PASSWORD)
+        .await
+        .expect_only_error("EMAIL_NOT_VERIFIED");
+    let fresh = inbox.verification_token("ada@example.com").await;
+    app.verify_email(&fresh, None).await.expect_success();
+    // Two mails in all: the wrong password sent none.
+    assert_eq!(super::mail::letters_to(&sink, "ada@example.com").len(), 2);
+    app.login_email("ada@example.com", PASSWORD)
+        .await
+        .expect_success();
+}
+
 smtp_tests!(
+    a_login_with_the_right_password_mails_a_fresh_link,
     register_answers_email_not_verified_and_mails_the_token,
     after_verification_login_works,
     a_reset_verifies_the_address_and_lets_it_in,
