@@ -19,6 +19,8 @@ pub mod codes {
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const INVALID_REFRESH_TOKEN: &str = "INVALID_REFRESH_TOKEN";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const INVALID_TOKEN: &str = "INVALID_TOKEN";
+    pub const EMAIL_NOT_VERIFIED: &str = "EMAIL_NOT_VERIFIED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 }
 
@@ -37,6 +39,13 @@ pub enum AuthError {
     Unauthenticated,
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    /// A mailed token (verification, reset, email change) that is unknown, malformed,
+    /// expired, used, superseded or for another purpose or account: one answer, no oracle.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// The password was right, but the address is not verified yet and the server requires it.
+    #[error("the email address is not verified; use the link in the verification mail")]
+    EmailNotVerified,
     /// `retry_after` is whole seconds, at least 1.
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
@@ -65,6 +74,8 @@ impl AuthError {
             Self::InvalidCredentials => codes::INVALID_CREDENTIALS,
             Self::Unauthenticated => codes::UNAUTHENTICATED,
             Self::InvalidRefreshToken => codes::INVALID_REFRESH_TOKEN,
+            Self::InvalidToken => codes::INVALID_TOKEN,
+            Self::EmailNotVerified => codes::EMAIL_NOT_VERIFIED,
             Self::RateLimited { .. } => codes::RATE_LIMITED,
             Self::Internal(_) => codes::INTERNAL_SERVER_ERROR,
         }
@@ -131,6 +142,8 @@ mod tests {
             (AuthError::InvalidCredentials, "INVALID_CREDENTIALS"),
             (AuthError::Unauthenticated, "UNAUTHENTICATED"),
             (AuthError::InvalidRefreshToken, "INVALID_REFRESH_TOKEN"),
+            (AuthError::InvalidToken, "INVALID_TOKEN"),
+            (AuthError::EmailNotVerified, "EMAIL_NOT_VERIFIED"),
             (AuthError::RateLimited { retry_after: 3 }, "RATE_LIMITED"),
             (AuthError::internal_msg("boom"), "INTERNAL_SERVER_ERROR"),
         ];

@@ -12,7 +12,7 @@ use crate::config::{HttpSettings, Settings};
 use crate::graphql::Executor;
 use crate::http::{AppState, ClientIpResolver, routes};
 use crate::jobs::{Jobs, MailQueue, MailWorker};
-use crate::mail::Mailer;
+use crate::mail::{Mailer, Templates};
 use crate::store::Store;
 
 /// Why the server could not start.
@@ -27,6 +27,8 @@ pub enum StartupError {
     },
     #[error("SMTP_URL: {0}")]
     Mail(#[from] lettre::transport::smtp::Error),
+    #[error("MAIL_TEMPLATES_DIR: {0}")]
+    Templates(#[from] crate::mail::TemplateError),
 }
 
 /// What the server is handed rather than building itself, so that tests can substitute
@@ -85,12 +87,12 @@ impl Application {
         use secrecy::ExposeSecret;
         let outbox = Store::new(db.clone(), settings.database.url.expose_secret());
         let queue = MailQueue::new(Arc::new(outbox), collaborators.clock.clone());
-        let mail = MailWorker::new(queue, Mailer::new(&settings.mail)?);
-        let auth = Arc::new(AuthService::with_clock(
-            db.clone(),
-            &settings,
-            collaborators.clock,
-        ));
+        let mail = MailWorker::new(queue.clone(), Mailer::new(&settings.mail)?);
+        let templates = Templates::load(settings.mail.templates_dir.as_deref())?;
+        let auth = Arc::new(
+            AuthService::with_clock(db.clone(), &settings, collaborators.clock)
+                .with_mail(templates, queue.waker()),
+        );
         let state = AppState {
             executor: Executor::new(auth.clone(), &settings.graphql),
             health: crate::storage::HealthCheck::new(db, auth.database_file()),

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use super::tokens::Purpose;
 use super::{Account, AuthService, Issued};
 use crate::domain::{Email, InvalidInput, Password, Username};
 use crate::error::AuthError;
@@ -39,7 +40,9 @@ impl LoginIdentifier {
 }
 
 impl AuthService {
-    /// Creates an account and opens its first session.
+    /// Creates an account, mails a verification token to its address and opens its first
+    /// session. When verification is required, it opens none: the account exists, the
+    /// mail is queued, and the answer is `EmailNotVerified`.
     pub async fn register(
         &self,
         email: Email,
@@ -55,6 +58,7 @@ impl AuthService {
             username: username.as_ref().map(|u| u.as_str().to_owned()),
             created_at: at,
             updated_at: at,
+            email_verified_at: None,
         };
         let new = NewUser {
             account: &account,
@@ -71,8 +75,16 @@ impl AuthService {
             }
             return Err(e.into());
         }
+        self.mail_token(&write, &account, Purpose::VerifyEmail, email.as_str(), at)
+            .await?;
+        if self.require_verification {
+            self.store.commit_write(write).await?;
+            self.mail_queued();
+            return Err(AuthError::EmailNotVerified);
+        }
         let issued = self.open_session(&write, account, at).await?;
         self.store.commit_write(write).await?;
+        self.mail_queued();
         Ok(issued)
     }
 
@@ -99,6 +111,10 @@ impl AuthService {
         let Some(found) = found.filter(|_| matched) else {
             return Err(AuthError::InvalidCredentials);
         };
+        // Only after the password: an unverified address is no oracle to a guesser.
+        if self.require_verification && found.account.email_verified_at.is_none() {
+            return Err(AuthError::EmailNotVerified);
+        }
         if self.passwords.needs_rehash(&found.password_hash) {
             self.upgrade_password_hash(&found, password).await;
         }

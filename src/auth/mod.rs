@@ -1,22 +1,31 @@
 //! The auth service: accounts, sessions and tokens. Knows nothing of GraphQL or HTTP.
 //!
 //! One file per flow: [`accounts`] (register, login), [`sessions`] (open, authenticate,
-//! logout, purge), [`rotation`] (refresh). Every query is in `crate::store`.
+//! logout, purge), [`rotation`] (refresh), [`verification`] (proving an address, and
+//! changing it), [`recovery`] (a forgotten password), [`credentials`] (changing the
+//! password, deleting the account). [`mailing`] is how a flow mails a token. Every query
+//! is in `crate::store`.
 
 mod accounts;
+mod credentials;
+mod mailing;
 mod model;
 mod passwords;
 mod rate_limit;
+mod recovery;
 mod rotation;
 mod sessions;
 pub mod tokens;
+mod verification;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, Semaphore};
 
 pub use accounts::LoginIdentifier;
+pub use mailing::Outgoing;
 pub use model::{Account, Issued, Principal};
 pub use passwords::PasswordHasher;
 pub use rate_limit::RateLimits;
@@ -25,6 +34,7 @@ use tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::AuthError;
+use crate::mail::Templates;
 use crate::storage::DatabaseFile;
 use crate::store::Store;
 
@@ -38,7 +48,17 @@ pub struct AuthService {
     access_ttl: chrono::Duration,
     refresh_ttl: chrono::Duration,
     reuse_grace: chrono::Duration,
+    verification_ttl: chrono::Duration,
+    reset_ttl: chrono::Duration,
+    require_verification: bool,
+    outgoing: Outgoing,
+    /// Password-reset requests being worked on off the request path (see `recovery`).
+    background: Arc<Semaphore>,
 }
+
+/// Password-reset requests worked on at once off the request path; more wait for a slot
+/// (in the request, whatever the address), so a flood cannot pile up tasks.
+const BACKGROUND_SLOTS: usize = 32;
 
 fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -50,7 +70,8 @@ impl AuthService {
         Self::with_clock(db, settings, Clock::System)
     }
 
-    /// The service judging time by `clock` (call it after migrating).
+    /// The service judging time by `clock` (call it after migrating), with the built-in
+    /// mail templates and no mail worker to wake (see [`with_mail`](Self::with_mail)).
     pub fn with_clock(db: sea_orm::DatabaseConnection, settings: &Settings, clock: Clock) -> Self {
         use secrecy::ExposeSecret;
         Self {
@@ -62,7 +83,23 @@ impl AuthService {
             access_ttl: chrono_duration(settings.tokens.access_ttl),
             refresh_ttl: chrono_duration(settings.tokens.refresh_ttl),
             reuse_grace: chrono_duration(settings.tokens.reuse_grace),
+            verification_ttl: chrono_duration(settings.accounts.verification_ttl),
+            reset_ttl: chrono_duration(settings.accounts.reset_ttl),
+            require_verification: settings.accounts.require_email_verification,
+            outgoing: Outgoing {
+                templates: Templates::built_in(),
+                app_url: settings.mail.app_url.clone(),
+                wake: Arc::new(Notify::new()),
+            },
+            background: Arc::new(Semaphore::new(BACKGROUND_SLOTS)),
         }
+    }
+
+    /// The service making mails from `templates` and waking the worker with `wake`.
+    pub fn with_mail(mut self, templates: Templates, wake: Arc<Notify>) -> Self {
+        self.outgoing.templates = templates;
+        self.outgoing.wake = wake;
+        self
     }
 
     pub fn passwords(&self) -> &PasswordHasher {
@@ -103,5 +140,10 @@ impl AuthService {
     /// Counts a login attempt from `ip` (before the input is even looked at).
     pub fn count_login_attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
         self.limits.login_from(ip)
+    }
+
+    /// Counts a mail asked for from `ip` to `address` (normalised; known or not).
+    pub fn count_mail(&self, ip: IpAddr, address: &str) -> Result<(), AuthError> {
+        self.limits.mail(ip, address)
     }
 }

@@ -14,6 +14,8 @@ pub struct Account {
     pub username: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the address was proven; `None` while it is not.
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// Who is calling: the holder of a valid access token of a live session.

@@ -1,4 +1,5 @@
-//! Attempt budgets (governor): login per client IP and per account, register per client IP.
+//! Attempt budgets (governor): login per client IP and per account, register per client IP,
+//! and mails per recipient address and per client IP.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,24 +13,30 @@ use crate::error::AuthError;
 
 type Limiter<K> = Option<Arc<DefaultKeyedRateLimiter<K>>>;
 
-/// The three keyed limiters; a limit of `0` means no limiter at all.
+/// The keyed limiters; a limit of `0` means no limiter at all.
 #[derive(Clone)]
 pub struct RateLimits {
     login_ip: Limiter<IpAddr>,
     login_account: Limiter<String>,
     register_ip: Limiter<IpAddr>,
+    mail_address: Limiter<String>,
+    mail_ip: Limiter<IpAddr>,
 }
 
 impl RateLimits {
     pub fn new(settings: &RateLimitSettings) -> Self {
-        fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Limiter<K> {
-            NonZeroU32::new(per_minute)
-                .map(|n| Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))))
+        fn limiter<K: std::hash::Hash + Eq + Clone>(
+            n: u32,
+            per: fn(NonZeroU32) -> Quota,
+        ) -> Limiter<K> {
+            NonZeroU32::new(n).map(|n| Arc::new(DefaultKeyedRateLimiter::keyed(per(n))))
         }
         Self {
-            login_ip: limiter(settings.login_per_ip),
-            login_account: limiter(settings.login_per_account),
-            register_ip: limiter(settings.register_per_ip),
+            login_ip: limiter(settings.login_per_ip, Quota::per_minute),
+            login_account: limiter(settings.login_per_account, Quota::per_minute),
+            register_ip: limiter(settings.register_per_ip, Quota::per_minute),
+            mail_address: limiter(settings.mail_per_address, Quota::per_hour),
+            mail_ip: limiter(settings.mail_per_ip, Quota::per_hour),
         }
     }
 
@@ -48,6 +55,13 @@ impl RateLimits {
         check(&self.register_ip, &bucket_of(ip))
     }
 
+    /// Counts one mail asked for from `ip` to `address` (normalised, known or not): both
+    /// budgets are checked, the address's only if the IP's allows it.
+    pub fn mail(&self, ip: IpAddr, address: &str) -> Result<(), AuthError> {
+        check(&self.mail_ip, &bucket_of(ip))?;
+        check(&self.mail_address, &address.to_owned())
+    }
+
     /// Forgets keys whose budget is full again; call periodically to bound memory.
     pub fn forget_idle(&self) {
         fn sweep<K: std::hash::Hash + Eq + Clone>(l: &Limiter<K>) {
@@ -59,6 +73,8 @@ impl RateLimits {
         sweep(&self.login_ip);
         sweep(&self.login_account);
         sweep(&self.register_ip);
+        sweep(&self.mail_address);
+        sweep(&self.mail_ip);
     }
 }
 
@@ -99,6 +115,8 @@ mod tests {
             login_per_ip: login_ip,
             login_per_account: login_account,
             register_per_ip: register_ip,
+            mail_per_address: 0,
+            mail_per_ip: 0,
         })
     }
 
@@ -145,6 +163,32 @@ mod tests {
         assert!(
             l.register_from("::ffff:192.0.2.7".parse().unwrap())
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn mail_is_limited_per_address_and_per_ip() {
+        let l = RateLimits::new(&RateLimitSettings {
+            login_per_ip: 0,
+            login_per_account: 0,
+            register_per_ip: 0,
+            mail_per_address: 2,
+            mail_per_ip: 3,
+        });
+        let ip: IpAddr = "10.9.9.9".parse().unwrap();
+        l.mail(ip, "a@example.com").unwrap();
+        l.mail(ip, "a@example.com").unwrap();
+        match l.mail("10.9.9.8".parse().unwrap(), "a@example.com") {
+            // An hour's budget of 2 refills one mail every 30 minutes.
+            Err(AuthError::RateLimited { retry_after }) => {
+                assert!((1..=1800).contains(&retry_after), "{retry_after}")
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+        l.mail(ip, "b@example.com").unwrap();
+        assert!(
+            l.mail(ip, "c@example.com").is_err(),
+            "the IP's budget of 3 is spent"
         );
     }
 

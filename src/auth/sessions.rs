@@ -131,14 +131,15 @@ impl AuthService {
         self.store.ensure_file()
     }
 
-    /// Deletes what can never be used again: expired refresh tokens, and sessions that
+    /// Deletes what can never be used again: expired refresh and mailed tokens, and sessions that
     /// expired or were revoked more than `keep` ago (their tokens go with them). Spent
     /// tokens of live sessions stay, so a replay is still recognised as reuse.
     pub async fn purge_dead_sessions(&self, keep: chrono::Duration) -> Result<u64, AuthError> {
         self.store.ensure_file()?;
         let at = self.now();
         let tokens = self.store.refresh_tokens().delete_expired(at).await?;
+        let mailed = self.store.email_tokens().delete_expired(at).await?;
         let sessions = self.store.sessions().delete_dead_before(at - keep).await?;
-        Ok(tokens + sessions)
+        Ok(tokens + mailed + sessions)
     }
 }

@@ -26,7 +26,7 @@ pub struct MailSettings {
     pub from: Mailbox,
     /// The front-end that mail links point at (`http` or `https`).
     pub app_url: Url,
-    /// Reserved: where an operator's templates will be read from.
+    /// Where an operator's templates override the built-in ones (`crate::mail::Templates`).
     pub templates_dir: Option<PathBuf>,
 }
 

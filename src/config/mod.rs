@@ -1,12 +1,13 @@
 //! Settings: the one place that reads configuration (environment and `.env`).
 //!
 //! One file per section, each owning its struct and the `read` that takes its variables:
-//! `database`, `tokens`, `passwords`, `rate_limits`, `http`, `graphql`, `mail`. A new
+//! `database`, `tokens`, `passwords`, `rate_limits`, `http`, `graphql`, `mail`, `accounts`. A new
 //! section (signing keys, Redis, metrics) gets a file of its own the same way, a field in
 //! `Settings` and one line in `from_lookup`. This file keeps what spans sections: the
 //! environment, the log format, the order sections are read in and the checks between
 //! them. The readers they share (numbers, switches, durations, lists) are in `parse.rs`.
 
+mod accounts;
 mod database;
 mod graphql;
 mod http;
@@ -18,6 +19,7 @@ mod tokens;
 
 use std::net::IpAddr;
 
+pub use accounts::{AccountSettings, MAX_RESET_TTL, MAX_VERIFICATION_TTL};
 pub use database::DatabaseSettings;
 pub use graphql::GraphqlSettings;
 pub use http::HttpSettings;
@@ -43,6 +45,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub graphql: GraphqlSettings,
     pub mail: MailSettings,
+    pub accounts: AccountSettings,
     /// `pretty` (default) or `json` log lines.
     pub log_format: LogFormat,
     /// Things worth a warning at start-up (generated secrets, ...); logged once tracing runs.
@@ -122,6 +125,7 @@ impl Settings {
         // in development only.
         let graphql = GraphqlSettings::read(&get, environment == Development)?;
         let mail = MailSettings::read(&get, environment, &mut warnings)?;
+        let accounts = AccountSettings::read(&get)?;
         let log_format = parse::choice(
             &get,
             "LOG_FORMAT",
@@ -150,6 +154,7 @@ impl Settings {
             http,
             graphql,
             mail,
+            accounts,
             log_format,
             warnings,
         })

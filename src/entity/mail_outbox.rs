@@ -21,6 +21,8 @@ pub struct Model {
     pub claimed_until: Option<DateTimeUtc>,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// The account the mail is about, if any: deleting the account deletes its mails.
+    pub user_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,7 +1,9 @@
-//! SeaORM entities: the rows of `users`, `sessions`, `refresh_tokens` and `mail_outbox`.
+//! SeaORM entities: the rows of `users`, `sessions`, `refresh_tokens`, `email_tokens` and
+//! `mail_outbox`.
 //! Never sent to clients.
 //! They read alike by design: SeaORM's derive shape, one file per table.
 
+pub mod email_token;
 pub mod mail_outbox;
 pub mod refresh_token;
 pub mod session;

@@ -6,6 +6,7 @@ mod errors;
 mod expansion;
 mod guard;
 mod introspection;
+mod lifecycle;
 mod mutation;
 mod query;
 mod types;
@@ -43,7 +44,7 @@ pub struct Executor {
 
 impl Executor {
     pub fn new(auth: Arc<AuthService>, limits: &GraphqlSettings) -> Self {
-        let mut builder = Schema::build(Query, Mutation, EmptySubscription)
+        let mut builder = Schema::build(Query, Mutation::default(), EmptySubscription)
             .data(auth)
             .limit_depth(limits.max_depth)
             .limit_complexity(limits.max_complexity)
@@ -92,7 +93,7 @@ impl Executor {
 /// reading either source see the same schema. Built apart from [`Executor`]'s schema, so
 /// it is the same whether `GRAPHQL_INTROSPECTION` is on or off.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation::default(), EmptySubscription)
         .finish()
         .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }

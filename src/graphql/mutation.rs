@@ -1,7 +1,10 @@
 //! Root mutation fields: parse input into domain types, call the auth service, map the result.
 //! Errors pass on with `?`; what a client sees of them is decided in [`super::errors`].
+//!
+//! Two groups, merged into one root: sessions (here) and the account's lifecycle by email
+//! ([`super::lifecycle`]).
 
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, MergedObject, Object, Result};
 
 use super::guard::request;
 use super::types::{AuthPayload, LoginInput, RegisterInput, auth};
@@ -9,10 +12,15 @@ use crate::auth::LoginIdentifier;
 use crate::domain::{Email, Password, Username};
 use crate::error::AuthError;
 
-pub struct Mutation;
+// The mutation root: the two groups of fields, merged.
+#[derive(MergedObject, Default)]
+pub struct Mutation(SessionMutation, super::lifecycle::LifecycleMutation);
+
+#[derive(Default)]
+pub struct SessionMutation;
 
 #[Object]
-impl Mutation {
+impl SessionMutation {
     /// Creates an account and opens a session.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let auth = auth(ctx)?;

@@ -21,6 +21,8 @@ pub struct User {
     pub username: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Whether the address has been proven (`verifyEmail`, or a password reset).
+    pub email_verified: bool,
 }
 
 impl From<Account> for User {
@@ -31,6 +33,7 @@ impl From<Account> for User {
             username: a.username,
             created_at: a.created_at,
             updated_at: a.updated_at,
+            email_verified: a.email_verified_at.is_some(),
         }
     }
 }
@@ -84,7 +87,11 @@ pub struct LoginInput {
 
 /// The auth service the schema was built with; missing, it is a fault of the server.
 pub fn auth<'a>(ctx: &Context<'a>) -> Result<&'a AuthService, AuthError> {
+    auth_arc(ctx).map(Arc::as_ref)
+}
+
+/// As [`auth`], shared, for work that outlives the request.
+pub fn auth_arc<'a>(ctx: &Context<'a>) -> Result<&'a Arc<AuthService>, AuthError> {
     ctx.data_opt::<Arc<AuthService>>()
-        .map(Arc::as_ref)
         .ok_or_else(|| AuthError::internal_msg("auth service missing"))
 }

@@ -67,10 +67,15 @@ impl MailQueue {
     /// calls [`wake`](Self::wake) after the commit.
     pub async fn enqueue(&self, mail: &Mail) -> Result<Uuid, AuthError> {
         let write = self.store.begin_write().await?;
-        let id = write.outbox().enqueue(mail, self.clock.now()).await?;
+        let id = write.outbox().enqueue(mail, None, self.clock.now()).await?;
         self.store.commit_write(write).await?;
         self.wake();
         Ok(id)
+    }
+
+    /// The worker's bell, for flows that queue mail inside their own write.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     /// Tells the worker there is mail; a wake while it is busy is kept for its next turn.

@@ -5,6 +5,7 @@
 //! hands it to the [`Mailer`]. Logs name only the recipient's domain.
 
 mod message;
+mod templates;
 
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -13,6 +14,7 @@ use secrecy::ExposeSecret;
 use crate::config::MailSettings;
 
 pub use message::build_message;
+pub use templates::{MailContext, MailKind, TemplateError, Templates, link};
 
 /// One mail, as the outbox stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 //! a session: one `UPDATE … WHERE` each, its row count the answer): each names the one
 //! question a flow asks of its table.
 
+mod email_tokens;
 mod outbox;
 mod refresh_tokens;
 mod sessions;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait};
 
+pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;
 pub use refresh_tokens::RefreshTokens;
 pub use sessions::Sessions;
@@ -58,6 +60,10 @@ impl Store {
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseConnection> {
         RefreshTokens::on(&self.db)
+    }
+
+    pub fn email_tokens(&self) -> EmailTokens<'_, DatabaseConnection> {
+        EmailTokens::on(&self.db)
     }
 
     /// The SQLite file this store writes to, for `/health` to watch too.
@@ -107,6 +113,10 @@ impl Write {
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseTransaction> {
         RefreshTokens::on(&self.txn)
+    }
+
+    pub fn email_tokens(&self) -> EmailTokens<'_, DatabaseTransaction> {
+        EmailTokens::on(&self.txn)
     }
 
     /// The outbox inside the transaction: a mail queued here goes out only if it commits.

@@ -30,9 +30,14 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
         Self { db }
     }
 
-    /// Queues `mail`, due at once. Inside a [`super::Write`], it is sent only if the
-    /// change it announces commits.
-    pub async fn enqueue(&self, mail: &Mail, at: DateTime<Utc>) -> Result<Uuid, DbErr> {
+    /// Queues `mail` about account `user` (if any), due at once. Inside a
+    /// [`super::Write`], it is sent only if the change it announces commits.
+    pub async fn enqueue(
+        &self,
+        mail: &Mail,
+        user: Option<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<Uuid, DbErr> {
         let id = Uuid::new_v4();
         mail_outbox::Entity::insert(mail_outbox::ActiveModel {
             id: Set(id),
@@ -45,6 +50,7 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
             next_attempt_at: Set(at),
             claimed_until: Set(None),
             last_error: Set(None),
+            user_id: Set(user),
         })
         .exec_without_returning(self.db)
         .await
@@ -81,6 +87,16 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
             )
             .filter(mail_outbox::Column::Id.eq(id))
             .filter(mail_outbox::Column::ClaimedUntil.eq(claimed_until))
+            .exec(self.db)
+            .await
+            .map(drop)
+    }
+
+    /// Deletes the mails about account `user` not yet delivered (a worker sending one at
+    /// this moment still sends it).
+    pub async fn delete_of_user(&self, user: Uuid) -> Result<(), DbErr> {
+        mail_outbox::Entity::delete_many()
+            .filter(mail_outbox::Column::UserId.eq(user))
             .exec(self.db)
             .await
             .map(drop)

@@ -77,6 +77,16 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
         Ok(found.is_some())
     }
 
+    /// Deletes every token of session `session_id`, spent or not: presented again, each is
+    /// unknown (`INVALID_REFRESH_TOKEN`), not a replay that would revoke the session.
+    pub async fn delete_of_session(&self, session_id: Uuid) -> Result<(), DbErr> {
+        refresh_token::Entity::delete_many()
+            .filter(refresh_token::Column::SessionId.eq(session_id))
+            .exec(self.db)
+            .await
+            .map(drop)
+    }
+
     /// Deletes tokens that expired before `at`; returns how many.
     pub async fn delete_expired(&self, at: DateTime<Utc>) -> Result<u64, DbErr> {
         let deleted = refresh_token::Entity::delete_many()

@@ -135,6 +135,22 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
             .await
     }
 
+    /// Revokes every session of `user` but `keep` at `at`.
+    pub async fn revoke_all_of_except(
+        &self,
+        user: Uuid,
+        keep: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        self.revoke_where(
+            Condition::all()
+                .add(session::Column::UserId.eq(user))
+                .add(session::Column::Id.ne(keep)),
+            at,
+        )
+        .await
+    }
+
     async fn revoke_where(
         &self,
         filter: impl sea_orm::sea_query::IntoCondition,

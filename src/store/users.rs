@@ -14,25 +14,36 @@ use crate::entity::{session, user};
 /// `Account`'s columns, in [`AccountRow`]'s order. The pool's selects and the inline SQLite
 /// read (see `sessions`) both name these, so a new field of `Account` is added here, to
 /// [`AccountRow`] and to [`account`], and nowhere else.
-pub(super) const ACCOUNT_COLUMNS: [user::Column; 5] = [
+pub(super) const ACCOUNT_COLUMNS: [user::Column; 6] = [
     user::Column::Id,
     user::Column::Email,
     user::Column::Username,
     user::Column::CreatedAt,
     user::Column::UpdatedAt,
+    user::Column::EmailVerifiedAt,
 ];
 
 /// The values of [`ACCOUNT_COLUMNS`], as any backend returns them.
-pub(super) type AccountRow = (Uuid, String, Option<String>, DateTime<Utc>, DateTime<Utc>);
+pub(super) type AccountRow = (
+    Uuid,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
 
 /// The one mapping from a row to an [`Account`].
-pub(super) fn account((id, email, username, created_at, updated_at): AccountRow) -> Account {
+pub(super) fn account(
+    (id, email, username, created_at, updated_at, email_verified_at): AccountRow,
+) -> Account {
     Account {
         id,
         email,
         username,
         created_at,
         updated_at,
+        email_verified_at,
     }
 }
 
@@ -99,6 +110,23 @@ impl<'a, C: ConnectionTrait> Users<'a, C> {
             .await
     }
 
+    /// Whether an account other than `me` has this email, or one with this look-alike key.
+    pub async fn email_taken_by_other(
+        &self,
+        email: &str,
+        skeleton: &str,
+        me: Uuid,
+    ) -> Result<bool, DbErr> {
+        self.any(
+            Condition::all().add(user::Column::Id.ne(me)).add(
+                Condition::any()
+                    .add(user::Column::Email.eq(email))
+                    .add(user::Column::EmailSkeleton.eq(skeleton)),
+            ),
+        )
+        .await
+    }
+
     /// Whether a user matches `condition` (reads only the id).
     async fn any(&self, condition: impl IntoCondition) -> Result<bool, DbErr> {
         let found = user::Entity::find()
@@ -124,6 +152,7 @@ impl<'a, C: ConnectionTrait> Users<'a, C> {
             password_hash: Set(new.password_hash),
             created_at: Set(account.created_at),
             updated_at: Set(account.updated_at),
+            email_verified_at: Set(account.email_verified_at),
         };
         user::Entity::insert(row)
             .exec_without_returning(self.db)
@@ -143,6 +172,82 @@ impl<'a, C: ConnectionTrait> Users<'a, C> {
     ) -> Result<Option<Credentials>, DbErr> {
         self.credentials(user::Column::UsernameNormalized.eq(normalized))
             .await
+    }
+
+    /// The credentials of account `id`.
+    pub async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, DbErr> {
+        self.credentials(user::Column::Id.eq(id)).await
+    }
+
+    /// Account `id`.
+    pub async fn by_id(&self, id: Uuid) -> Result<Option<Account>, DbErr> {
+        let row = accounts()
+            .filter(user::Column::Id.eq(id))
+            .into_tuple::<AccountRow>()
+            .one(self.db)
+            .await?;
+        Ok(row.map(account))
+    }
+
+    /// Marks account `id`'s address verified at `at`, if its address is still `email`;
+    /// `false` if it is not (it changed since the token was mailed).
+    pub async fn mark_verified(
+        &self,
+        id: Uuid,
+        email: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::EmailVerifiedAt, Expr::value(at))
+            .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::Email.eq(email))
+            .exec(self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// Gives account `id` a new, verified address; a unique index refusing it is left to
+    /// the caller (another account took it meanwhile).
+    pub async fn change_email(
+        &self,
+        id: Uuid,
+        email: &str,
+        skeleton: String,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::Email, Expr::value(email))
+            .col_expr(user::Column::EmailSkeleton, Expr::value(skeleton))
+            .col_expr(user::Column::EmailVerifiedAt, Expr::value(at))
+            .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            .filter(user::Column::Id.eq(id))
+            .exec(self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// Replaces account `id`'s password hash.
+    pub async fn set_password_hash(
+        &self,
+        id: Uuid,
+        hash: String,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash))
+            .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            .filter(user::Column::Id.eq(id))
+            .exec(self.db)
+            .await
+            .map(drop)
+    }
+
+    /// Deletes account `id`; its sessions, their refresh tokens and its email tokens go
+    /// with it (foreign keys, `ON DELETE CASCADE`). `false` if there was no such account.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, DbErr> {
+        let deleted = user::Entity::delete_by_id(id).exec(self.db).await?;
+        Ok(deleted.rows_affected == 1)
     }
 
     async fn credentials(

@@ -11,13 +11,14 @@ use tempfile::TempDir;
 use crate::helpers::free_addr;
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     "m20261122_000001_create_users",
     "m20261122_000002_create_sessions",
     "m20261122_000003_create_refresh_tokens",
     "m20261122_000004_binary_collation_for_lookup_keys",
     "m20261201_000005_email_skeleton",
     "m20261201_000006_create_mail_outbox",
+    "m20261201_000007_account_lifecycle",
 ];
 const GOOD_ACCESS: &str = "production-access-secret-0123456789abcdef";
 const GOOD_REFRESH: &str = "production-refresh-secret-0123456789abcdef";

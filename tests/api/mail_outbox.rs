@@ -221,6 +221,7 @@ async fn a_claim_left_by_a_dead_worker_is_sent_once_it_lapses(backend: Backend) 
         next_attempt_at: Set(now),
         claimed_until: Set(Some(claimed_until)),
         last_error: Set(None),
+        user_id: Set(None),
     })
     .exec_without_returning(&db)
     .await

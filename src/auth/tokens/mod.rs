@@ -1,13 +1,15 @@
-//! Token minting and checking: access JWTs ([`access`]) and opaque refresh tokens
-//! ([`refresh`]). Signing keys will live here too.
+//! Token minting and checking: access JWTs ([`access`]), opaque refresh tokens
+//! ([`refresh`]) and the tokens mails carry ([`mailed`]). Signing keys will live here too.
 
 pub mod access;
+pub mod mailed;
 pub mod refresh;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use access::{ACCESS_TOKEN_TYPE, AccessClaims, AccessKeys, AccessTokenError};
+pub use mailed::{MailedKeys, MailedToken, Purpose};
 pub use refresh::{REFRESH_TOKEN_LEN, RefreshKeys, RefreshToken};
 
 use crate::config::TokenSettings;
@@ -16,6 +18,7 @@ use crate::config::TokenSettings;
 pub struct TokenKeys {
     pub access: AccessKeys,
     pub refresh: RefreshKeys,
+    pub mailed: MailedKeys,
 }
 
 impl TokenKeys {
@@ -23,6 +26,7 @@ impl TokenKeys {
         Self {
             access: AccessKeys::new(settings),
             refresh: RefreshKeys::new(settings),
+            mailed: MailedKeys::new(settings),
         }
     }
 

@@ -1,0 +1,102 @@
+//! What a signed-in user does with the password: change it, or delete the account. Both
+//! ask for the password again, counted against the account's login budget, so a stolen
+//! access token alone can neither lock the owner out nor guess the password faster.
+
+use uuid::Uuid;
+
+use super::mailing::abort;
+use super::tokens::Purpose;
+use super::{AuthService, Issued, Principal};
+use crate::domain::Password;
+use crate::error::AuthError;
+use crate::store::Credentials;
+
+impl AuthService {
+    /// Checks `password` against account `user`, counted as a login attempt on it.
+    pub(super) async fn check_password(
+        &self,
+        user: Uuid,
+        password: &str,
+    ) -> Result<Credentials, AuthError> {
+        self.limits.login_as(&user.to_string())?;
+        let found = self.store.users().credentials_by_id(user).await?;
+        let matched = self
+            .passwords
+            .verify(password, found.as_ref().map(|c| c.password_hash.as_str()))
+            .await?;
+        found
+            .filter(|_| matched)
+            .ok_or(AuthError::InvalidCredentials)
+    }
+
+    /// Replaces the caller's password. Every other session of the user is revoked; the
+    /// caller's stays (its access token keeps working) with a fresh refresh token, and its
+    /// older refresh tokens stop working. Pending reset and email-change tokens die too.
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        current: &str,
+        new: Password,
+    ) -> Result<Issued, AuthError> {
+        let user = caller.account.id;
+        let session = caller.session_id;
+        self.check_password(user, current).await?;
+        let hash = self.passwords.hash(&new).await?;
+        let at = self.now();
+        let write = self.store.begin_write().await?;
+        write.users().set_password_hash(user, hash, at).await?;
+        write
+            .sessions()
+            .revoke_all_of_except(user, session, at)
+            .await?;
+        // Revoked meanwhile (a logout or a reset raced this): no fresh pair for it.
+        if !write
+            .sessions()
+            .extend(session, at + self.refresh_ttl)
+            .await?
+        {
+            return abort(write, AuthError::Unauthenticated).await;
+        }
+        write.refresh_tokens().delete_of_session(session).await?;
+        let refresh = self.keys.new_refresh();
+        write
+            .refresh_tokens()
+            .insert(session, self.keys.hash(&refresh), at, at + self.refresh_ttl)
+            .await?;
+        // A pending reset or change of address may be the work of whoever knew the old
+        // password: the new one ends them.
+        for purpose in [Purpose::ResetPassword, Purpose::ChangeEmail] {
+            write
+                .email_tokens()
+                .delete_of(user, purpose.as_str())
+                .await?;
+        }
+        let Some(account) = write.users().by_id(user).await? else {
+            return abort(write, AuthError::Unauthenticated).await;
+        };
+        let issued = self.issue(account, session, refresh, at)?;
+        self.store.commit_write(write).await?;
+        tracing::info!(user_id = %user, "password changed; other sessions revoked");
+        Ok(issued)
+    }
+
+    /// Deletes the caller's account: its sessions, refresh tokens and mailed tokens go
+    /// with it (foreign keys), its pending mails are deleted here. Its access tokens fail
+    /// on their next use, since no session is left for them.
+    pub async fn delete_account(
+        &self,
+        caller: &Principal,
+        password: &str,
+    ) -> Result<(), AuthError> {
+        let user = caller.account.id;
+        self.check_password(user, password).await?;
+        let write = self.store.begin_write().await?;
+        write.outbox().delete_of_user(user).await?;
+        if !write.users().delete(user).await? {
+            return abort(write, AuthError::Unauthenticated).await;
+        }
+        self.store.commit_write(write).await?;
+        tracing::info!(user_id = %user, "account deleted");
+        Ok(())
+    }
+}
