@@ -114,8 +114,9 @@ async fn the_generated_rust_client_runs_the_account_lifecycle(backend: Backend) 
     assert_eq!(changed.user.id, registered.user.id);
     assert_ne!(changed.refresh_token, registered.refresh_token);
     // The caller's own session survives its password change.
-    let still = post::<_, me::ResponseData>(&app, &Me::build_query(me::Variables), Some(access));
-    assert_eq!(data(still.await).me.id, registered.user.id);
+    let still =
+        post::<_, me::ResponseData>(&app, &Me::build_query(me::Variables), Some(access)).await;
+    assert_eq!(data(still).me.id, registered.user.id);
 
     let mailed = post::<_, change_email::ResponseData>(
         &app,
