@@ -1,11 +1,12 @@
 """Writes the schemathesis config of .ci/fuzz: dictionaries of values that reach the
-resolvers' core logic (the fuzzed account, fresh accounts, its refresh token, mailed
-tokens that are still good) and of hostile strings, drawn beside schemathesis' own random
+resolvers' core logic (the fuzzed account, fresh accounts, refresh tokens, mailed tokens
+that are still good) and of hostile strings, drawn beside schemathesis' own random
 strings.
 
 Usage: fuzz_config.py GRAPHQL_URL OUT_DIR
-Registers the fuzzed account (fuzz@example.com) and two accounts whose mailed tokens go
-into the dictionaries: the verification token of verify@example.com and the reset token of
+Registers the fuzzed account (fuzz@example.com), one whose refresh token only refreshToken
+draws (refresh@example.com), and two accounts whose mailed tokens go into the
+dictionaries: the verification token of verify@example.com and the reset token of
 reset@example.com, read from the links in OUT_DIR/server.log (no SMTP_URL: the server logs
 each mail), each step waiting for its mail. Nothing else ever holds a bearer of those two,
 so their tokens stay unspent until a generated verifyEmail or resetPassword sends one.
@@ -68,6 +69,8 @@ register("reset@example.com")
 next_mail("verify-email", 2)
 assert post("mutation($e: String!) { requestPasswordReset(email: $e) }", {"e": "reset@example.com"})
 reset_token = next_mail("reset-password", 0)
+# refreshToken's own account: logout, which also draws refresh tokens, never gets this one.
+rotating = register("refresh@example.com")["refreshToken"]
 
 # Per-argument dictionaries: right values in the right places reach the success paths.
 dictionaries = {
@@ -83,7 +86,8 @@ dictionaries = {
     ],
     "usernames": ["fuzzer", "FUZZER", *[f"user_{i}" for i in range(20)], "a" * 33, "ab"],
     "passwords": ["fuzz password 123", "correct horse battery", "p" * 72, "p" * 73, "\u00e9" * 37],
-    "refresh": [tokens["refreshToken"], tokens["accessToken"], "A" * 43],
+    "refresh": [rotating, tokens["accessToken"], "A" * 43],
+    "logout": [tokens["refreshToken"], tokens["accessToken"], "A" * 43],
     # Good ones (each spendable once), then the wrong kind, tampered, unknown, unicode, huge.
     "mailed": [
         verify_token,
@@ -114,7 +118,7 @@ bindings = {
     "Mutation.*.input.username": ("usernames", 0.5),
     "Mutation.*.input.password": ("passwords", 0.6),
     "Mutation.refreshToken.refreshToken": ("refresh", 0.6),
-    "Mutation.logout.refreshToken": ("refresh", 0.3),
+    "Mutation.logout.refreshToken": ("logout", 0.3),
     "Mutation.verifyEmail.token": ("mailed", 0.6),
     "Mutation.resetPassword.token": ("mailed", 0.6),
     "Mutation.resetPassword.newPassword": ("passwords", 0.5),
