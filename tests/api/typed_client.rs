@@ -5,6 +5,9 @@
 //! The derive checks every operation against `schema.graphql` at compile time: an
 //! operation that no longer matches the schema (a renamed field, a changed argument
 //! type) fails the build of this test binary, so a breaking schema change shows here.
+//! The account-lifecycle operations are in `lifecycle.rs`.
+
+mod lifecycle;
 
 use graphql_client::{GraphQLQuery, QueryBody, Response};
 use reqwest::StatusCode;

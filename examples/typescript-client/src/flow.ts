@@ -1,6 +1,7 @@
 // The full session flow against a live auth-server, through two real front-end clients:
-// graphql-request (POST, and GET for the `me` query) and Apollo Client. Every operation
-// and result is typed by the code GraphQL Code Generator made from ../../schema.graphql.
+// graphql-request (POST, and GET for the `me` query) and Apollo Client, then the account's
+// lifecycle with graphql-request. Every operation and result is typed by the code GraphQL
+// Code Generator made from ../../schema.graphql.
 //
 //   AUTH_SERVER_URL=http://127.0.0.1:4000/graphql node dist/flow.js
 
@@ -10,12 +11,19 @@ import { ApolloClient, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@a
 import { ClientError, GraphQLClient } from "graphql-request";
 
 import {
+  ChangeEmailDocument,
+  ChangePasswordDocument,
+  DeleteAccountDocument,
   LoginDocument,
   LogoutDocument,
   MeDocument,
   RefreshTokenDocument,
   RegisterDocument,
   type RegisterMutation,
+  RequestEmailVerificationDocument,
+  RequestPasswordResetDocument,
+  ResetPasswordDocument,
+  VerifyEmailDocument,
 } from "./generated/graphql.js";
 
 const url = process.env.AUTH_SERVER_URL ?? "http://127.0.0.1:4000/graphql";
@@ -163,6 +171,76 @@ async function withApollo(): Promise<void> {
   console.log("Apollo Client: register → me (GET) → refresh (and retry) → logout: ok");
 }
 
+/** Well-formed (43 base64url characters) but never mailed. */
+const junkToken = "A".repeat(43);
+
+async function withLifecycle(): Promise<void> {
+  const client = new GraphQLClient(url, { fetch: recordingFetch });
+  const email = `lifecycle-${run}@example.com`;
+  const newPassword = "a brand new passphrase";
+
+  const { register } = await client.request(RegisterDocument, { input: { email, password } });
+  const resent = await client.request(
+    RequestEmailVerificationDocument,
+    {},
+    bearer(register.accessToken),
+  );
+  assert.equal(resent.requestEmailVerification, true);
+  // verifyEmail and resetPassword take a token from a mail; a junk one is INVALID_TOKEN.
+  await expectCode("INVALID_TOKEN", client.request(VerifyEmailDocument, { token: junkToken }));
+  await expectCode(
+    "INVALID_TOKEN",
+    client.request(ResetPasswordDocument, { token: junkToken, newPassword }),
+  );
+
+  await expectCode(
+    "INVALID_CREDENTIALS",
+    client.request(
+      ChangePasswordDocument,
+      { currentPassword: "not the password", newPassword },
+      bearer(register.accessToken),
+    ),
+  );
+  const { changePassword } = await client.request(
+    ChangePasswordDocument,
+    { currentPassword: password, newPassword },
+    bearer(register.accessToken),
+  );
+  assert.equal(changePassword.user.id, register.user.id);
+  await expectCode(
+    "INVALID_CREDENTIALS",
+    client.request(LoginDocument, { input: { email, password } }),
+  );
+
+  const { changeEmail } = await client.request(
+    ChangeEmailDocument,
+    { newEmail: `moved-${run}@example.com`, password: newPassword },
+    bearer(changePassword.accessToken),
+  );
+  assert.equal(changeEmail, true);
+  const known = await client.request(RequestPasswordResetDocument, { email });
+  const unknown = await client.request(RequestPasswordResetDocument, {
+    email: `nobody-${run}@example.com`,
+  });
+  assert.deepEqual(known, unknown);
+
+  const { deleteAccount } = await client.request(
+    DeleteAccountDocument,
+    { password: newPassword },
+    bearer(changePassword.accessToken),
+  );
+  assert.equal(deleteAccount, true);
+  await expectCode(
+    "UNAUTHENTICATED",
+    client.request(MeDocument, {}, bearer(changePassword.accessToken)),
+  );
+  console.log(
+    "lifecycle: register → requestEmailVerification → changePassword → changeEmail" +
+      " → requestPasswordReset → deleteAccount: ok",
+  );
+}
+
 await withGraphqlRequest();
 await withApollo();
+await withLifecycle();
 console.log("typescript-client flow: all ok");
