@@ -5,14 +5,10 @@
 //! token presented for another purpose is simply not found: one answer, `INVALID_TOKEN`,
 //! whatever was wrong with it.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
-use super::refresh::REFRESH_TOKEN_LEN;
 use crate::config::TokenSettings;
 
 /// What a mailed token is for; stored as [`Purpose::as_str`].
@@ -49,11 +45,7 @@ impl std::fmt::Debug for MailedToken {
 impl MailedToken {
     /// Accepts only the shape we issue; anything else is not worth a database lookup.
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = raw.len() == REFRESH_TOKEN_LEN
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| Self(raw.to_owned()))
+        super::is_opaque(raw).then(|| Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -74,9 +66,7 @@ impl MailedKeys {
     }
 
     pub fn generate(&self) -> MailedToken {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        MailedToken(URL_SAFE_NO_PAD.encode(bytes))
+        MailedToken(super::random_opaque())
     }
 
     /// What the database stores and looks `token` up by, for `purpose`.

@@ -14,6 +14,24 @@ pub use refresh::{REFRESH_TOKEN_LEN, RefreshKeys, RefreshToken};
 
 use crate::config::TokenSettings;
 
+/// Whether `raw` has the shape of the opaque tokens we issue (refresh and mailed alike):
+/// 43 base64url characters. Anything else is not worth a database lookup.
+fn is_opaque(raw: &str) -> bool {
+    raw.len() == REFRESH_TOKEN_LEN
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// 256 fresh random bits, as an opaque token.
+fn random_opaque() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Both kinds of keys, built once from the token settings.
 pub struct TokenKeys {
     pub access: AccessKeys,

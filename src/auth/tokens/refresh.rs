@@ -8,7 +8,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
@@ -30,11 +29,7 @@ impl std::fmt::Debug for RefreshToken {
 impl RefreshToken {
     /// Accepts only the shape we issue; anything else is not worth a database lookup.
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = raw.len() == REFRESH_TOKEN_LEN
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| Self(raw.to_owned()))
+        super::is_opaque(raw).then(|| Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -60,9 +55,7 @@ impl RefreshKeys {
 
     /// A fresh refresh token for a new session.
     pub fn new_refresh(&self) -> RefreshToken {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        RefreshToken(URL_SAFE_NO_PAD.encode(bytes))
+        RefreshToken(super::random_opaque())
     }
 
     /// The token that replaces `token` when it is rotated; the same every time.
