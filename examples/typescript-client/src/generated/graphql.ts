@@ -71,7 +71,10 @@ export type Mutation = {
   logout: Scalars['Boolean']['output'];
   /** Spends a refresh token for a new pair (rotation). */
   refreshToken: AuthPayload;
-  /** Creates an account and opens a session. */
+  /**
+   * Creates an account, mails a verification link and opens a session (with
+   * `REQUIRE_EMAIL_VERIFICATION`, no session: `EMAIL_NOT_VERIFIED`).
+   */
   register: AuthPayload;
   /**
    * Mails the caller a new verification link (older links stop working). Answers `true`
