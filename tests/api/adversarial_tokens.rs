@@ -3,8 +3,10 @@
 //! malformed tokens, type confusion on `logout`, replay after logout, and the tokens of a
 //! deleted account. Each case asserts the exact code, then that the server still answers.
 //!
-//! There are no asymmetric keys (HS256 only), so "HS/RS confusion" is the mirror case: a
-//! token that claims RS256/ES256/... but carries a valid HMAC made with the access secret.
+//! The HMAC cases run with the legacy `JWT_ALGORITHM=HS256`, whose secret they need: the
+//! mirror of "HS/RS confusion" is a token that claims RS256/ES256/... but carries a valid
+//! HMAC made with the access secret. The confusion the other way (HS256 signed with our
+//! public key) is in `keys/`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,7 +34,7 @@ fn hmac_signed(header: &Value, payload: &str, secret: &[u8]) -> String {
 const ATTACKER_KEY: &[u8] = b"attacker-key-0123456789abcdef0123456789";
 
 async fn tokens_claiming_another_algorithm_are_refused_even_with_the_right_hmac(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, legacy_hs256).await;
     let (tokens, claims) = live_claims(&app).await;
     let payload = encode_part(&claims);
     let secret = ACCESS_SECRET.as_bytes();
@@ -56,17 +58,15 @@ async fn tokens_claiming_another_algorithm_are_refused_even_with_the_right_hmac(
 }
 
 async fn key_injection_headers_cannot_choose_the_key(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, legacy_hs256).await;
     let (tokens, claims) = live_claims(&app).await;
     let payload = encode_part(&claims);
 
+    // Headers that would fetch or embed a key: ignored (keys come only from our ring).
     let injected = [
         json!({"alg": "HS256", "jwk": {"kty": "oct", "k": URL_SAFE_NO_PAD.encode(ATTACKER_KEY)}}),
         json!({"alg": "HS256", "jku": "http://attacker.example/jwks.json"}),
         json!({"alg": "HS256", "x5u": "http://attacker.example/cert.pem"}),
-        json!({"alg": "HS256", "kid": "../../../../dev/null"}),
-        json!({"alg": "HS256", "kid": "' UNION SELECT 'attacker-key' --"}),
-        json!({"alg": "HS256", "kid": "refresh"}),
     ];
     for header in &injected {
         // Signed with the attacker's key, or with nothing (an empty key).
@@ -80,6 +80,22 @@ async fn key_injection_headers_cannot_choose_the_key(backend: Backend) {
         )
         .await;
     }
+    // A `kid` is looked up among our keys only, as an exact string: one that names none
+    // is refused whatever signs the token, the real secret included.
+    let kids = [
+        json!({"alg": "HS256", "kid": "../../../../dev/null"}),
+        json!({"alg": "HS256", "kid": "' UNION SELECT 'attacker-key' --"}),
+        json!({"alg": "HS256", "kid": "refresh"}),
+    ];
+    for header in &kids {
+        assert_refused(&app, &hmac_signed(header, &payload, ATTACKER_KEY)).await;
+        assert_refused(&app, &hmac_signed(header, &payload, b"")).await;
+        assert_refused(
+            &app,
+            &hmac_signed(header, &payload, ACCESS_SECRET.as_bytes()),
+        )
+        .await;
+    }
     app.assert_still_healthy().await;
 }
 
@@ -90,10 +106,10 @@ async fn tokens_missing_a_subject_token_id_or_issue_time_are_refused(backend: Ba
     for claim in ["sub", "jti", "iat"] {
         let mut forged = claims.clone();
         forged.as_object_mut().unwrap().remove(claim);
-        assert_refused(&app, &sign_right(&forged)).await;
+        assert_refused(&app, &sign_right(&app, &forged)).await;
     }
     // Only an empty object.
-    assert_refused(&app, &sign_right(&json!({}))).await;
+    assert_refused(&app, &sign_right(&app, &json!({}))).await;
     app.assert_still_healthy().await;
 }
 
@@ -120,14 +136,14 @@ async fn claims_of_the_wrong_type_are_refused(backend: Backend) {
     for (claim, value) in mistyped {
         let mut forged = claims.clone();
         forged[claim] = value.clone();
-        let r = app.me(Some(&sign_right(&forged))).await;
+        let r = app.me(Some(&sign_right(&app, &forged))).await;
         assert_eq!(r.code(), Some("UNAUTHENTICATED"), "{claim} = {value}");
     }
     app.assert_still_healthy().await;
 }
 
 async fn non_utf8_and_malformed_tokens_are_refused(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, legacy_hs256).await;
     let (tokens, claims) = live_claims(&app).await;
     let secret = ACCESS_SECRET.as_bytes();
     let header = json!({"alg": "HS256", "typ": "JWT"});
@@ -247,7 +263,7 @@ async fn tokens_replayed_after_logout_revive_nothing(backend: Backend) {
         .await
         .expect_only_error("INVALID_REFRESH_TOKEN");
     // A fresh token for the dead session, even signed with the real key, is refused.
-    assert_refused(&app, &sign_right(&claims_of(&successor))).await;
+    assert_refused(&app, &sign_right(&app, &claims_of(&successor))).await;
 
     // The other session lives until everything is logged out, then its tokens die too.
     assert!(app.me_ok(&other.access).await);
@@ -301,7 +317,7 @@ async fn the_tokens_of_a_deleted_account_are_refused(backend: Backend) {
             .await
             .expect_only_error("UNAUTHENTICATED");
     }
-    assert_refused(&app, &sign_right(&claims_of(&rotated))).await;
+    assert_refused(&app, &sign_right(&app, &claims_of(&rotated))).await;
     app.login_email("ada@example.com", PASSWORD)
         .await
         .expect_only_error("INVALID_CREDENTIALS");

@@ -23,6 +23,7 @@ const MIGRATIONS: [&str; 8] = [
 ];
 const GOOD_ACCESS: &str = "production-access-secret-0123456789abcdef";
 const GOOD_REFRESH: &str = "production-refresh-secret-0123456789abcdef";
+const GOOD_KEK: &str = "production-key-encryption-key-0123456789abcdef";
 
 /// The binary with a clean environment, run in `dir` (so no stray `.env` is read), on a
 /// SQLite file inside it.
@@ -170,10 +171,10 @@ fn the_schema_command_prints_the_sdl_of_the_code() {
 }
 
 #[test]
-fn help_lists_the_serve_migrate_and_schema_commands() {
+fn help_lists_the_serve_migrate_keys_and_schema_commands() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = run_ok(dir.path(), &["--help"]);
-    for command in ["serve", "migrate", "schema"] {
+    for command in ["serve", "migrate", "keys", "schema"] {
         assert!(
             out.stdout
                 .lines()
@@ -192,8 +193,19 @@ fn help_lists_the_serve_migrate_and_schema_commands() {
             out.stdout
         );
     }
+    let out = run_ok(dir.path(), &["keys", "--help"]);
+    for action in ["list", "rotate", "retire"] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(action)),
+            "keys --help does not list {action}:\n{}",
+            out.stdout
+        );
+    }
     for args in [
         &["serve", "--help"][..],
+        &["keys", "retire", "--help"],
         &["schema", "--help"],
         &["migrate", "down", "--help"],
     ] {
@@ -243,11 +255,25 @@ fn migrate_fresh_rebuilds_every_table() {
 }
 
 #[test]
-fn serve_in_production_without_jwt_secrets_exits_naming_jwt_access_secret() {
-    serve_refuses_naming(&[("APP_ENV", "production")], "JWT_ACCESS_SECRET");
+fn serve_in_production_without_its_secrets_exits_naming_the_first_missing() {
+    // Signing keys (the default): the refresh secret, then the key-encryption key.
+    serve_refuses_naming(&[("APP_ENV", "production")], "JWT_REFRESH_SECRET");
     serve_refuses_naming(
         &[
             ("APP_ENV", "production"),
+            ("JWT_REFRESH_SECRET", GOOD_REFRESH),
+        ],
+        "KEY_ENCRYPTION_KEY",
+    );
+    // The legacy HS256: the access secret signs, and comes first.
+    serve_refuses_naming(
+        &[("APP_ENV", "production"), ("JWT_ALGORITHM", "HS256")],
+        "JWT_ACCESS_SECRET",
+    );
+    serve_refuses_naming(
+        &[
+            ("APP_ENV", "production"),
+            ("JWT_ALGORITHM", "HS256"),
             ("JWT_ACCESS_SECRET", GOOD_ACCESS),
         ],
         "JWT_REFRESH_SECRET",
@@ -282,6 +308,7 @@ fn serve_in_production_without_smtp_url_exits_naming_it() {
             ("APP_ENV", "production"),
             ("JWT_ACCESS_SECRET", GOOD_ACCESS),
             ("JWT_REFRESH_SECRET", GOOD_REFRESH),
+            ("KEY_ENCRYPTION_KEY", GOOD_KEK),
         ],
         "SMTP_URL",
     );
@@ -340,18 +367,37 @@ async fn serve_until_healthy(dir: &TempDir, args: &[&str], extra: &[(&str, &str)
 #[tokio::test]
 async fn serve_in_production_with_valid_secrets_starts_and_migrates() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let production = [
+        ("APP_ENV", "production"),
+        ("JWT_REFRESH_SECRET", GOOD_REFRESH),
+        ("KEY_ENCRYPTION_KEY", GOOD_KEK),
+        ("SMTP_URL", "smtp://127.0.0.1:2525"),
+    ];
+    // Production makes no signing key by itself: the operator makes the first one.
+    let mut rotate = command(dir.path());
+    rotate.envs(production);
+    let out = run(rotate, &["keys", "rotate"], Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    serve_until_healthy(&dir, &["serve"], &production).await;
+    // `keys rotate` applied the migrations, and `serve` found nothing left to apply.
+    expect_status(dir.path(), MIGRATIONS.len());
+}
+
+#[tokio::test]
+async fn serve_in_production_with_the_legacy_hs256_secrets_starts() {
+    let dir = tempfile::tempdir().expect("temp dir");
     serve_until_healthy(
         &dir,
         &["serve"],
         &[
             ("APP_ENV", "production"),
+            ("JWT_ALGORITHM", "HS256"),
             ("JWT_ACCESS_SECRET", GOOD_ACCESS),
             ("JWT_REFRESH_SECRET", GOOD_REFRESH),
             ("SMTP_URL", "smtp://127.0.0.1:2525"),
         ],
     )
     .await;
-    // `serve` applied the migrations at start.
     expect_status(dir.path(), MIGRATIONS.len());
 }
 

@@ -219,6 +219,9 @@ pub struct TestApp {
     pub settings: Settings,
     /// The server's mail worker: its queue, and `dispatch_pending` for tests that send now.
     pub mail: MailWorker,
+    /// The server's auth service: its signing keys (to sign as the server does) and their
+    /// reload, for tests that look beside the HTTP API.
+    pub auth: std::sync::Arc<auth_server::auth::AuthService>,
     _db: TestDatabase,
 }
 
@@ -274,6 +277,7 @@ async fn spawn(
         .expect("the application builds");
     let port = app.port();
     let mail = app.mail();
+    let auth = app.auth();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -290,8 +294,15 @@ async fn spawn(
         database_url: url,
         settings,
         mail,
+        auth,
         _db: db,
     }
+}
+
+/// The legacy HS256 configuration: access tokens signed with `JWT_ACCESS_SECRET`.
+pub fn legacy_hs256(settings: &mut Settings) {
+    settings.tokens.algorithm = auth_server::auth::tokens::signing::SigningAlgorithm::Hs256;
+    settings.tokens.key_source = auth_server::config::KeySource::Secret;
 }
 
 /// A GraphQL response: status, headers and JSON body.

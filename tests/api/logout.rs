@@ -2,19 +2,18 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{ACCESS_SECRET, Backend, PASSWORD, TestApp, Tokens, spawn_app};
+use crate::helpers::{Backend, PASSWORD, TestApp, Tokens, spawn_app};
 
 async fn login(app: &TestApp, email: &str) -> Tokens {
     let r = app.login_email(email, PASSWORD).await;
     Tokens::from_payload(r.data("login"))
 }
 
-/// `access` re-signed with the test secret, its `iat`/`exp` moved by `shift` seconds.
-fn shifted_access_token(access: &str, shift: i64) -> String {
+/// `access` re-signed with `app`'s key, its `iat`/`exp` moved by `shift` seconds.
+fn shifted_access_token(app: &TestApp, access: &str, shift: i64) -> String {
     let payload = access.split('.').nth(1).expect("a JWT has a payload");
     let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
     let mut claims: Value = serde_json::from_slice(&bytes).expect("JSON claims");
@@ -22,12 +21,7 @@ fn shifted_access_token(access: &str, shift: i64) -> String {
         let v = claims[field].as_i64().expect("numeric claim");
         claims[field] = Value::from(v + shift);
     }
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(ACCESS_SECRET.as_bytes()),
-    )
-    .expect("sign")
+    crate::tokens::sign_right(app, &claims)
 }
 
 /// Asserts `logout` answered `true` with no error.
@@ -143,8 +137,8 @@ async fn an_expired_access_token_with_the_refresh_token_logs_the_session_out(bac
 
     // The same session's token, re-signed: an hour in the past (beyond any leeway), and
     // unchanged (proving the re-signing itself is accepted).
-    let expired = shifted_access_token(&issued.access, -3600);
-    let current = shifted_access_token(&issued.access, 0);
+    let expired = shifted_access_token(&app, &issued.access, -3600);
+    let current = shifted_access_token(&app, &issued.access, 0);
     app.me(Some(&expired)).await.expect_error("UNAUTHENTICATED");
     assert!(
         app.me_ok(&current).await,

@@ -39,15 +39,29 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
         "mail_outbox",
         "refresh_tokens",
         "sessions",
+        "signing_keys",
         "users",
     ];
     assert_eq!(tables(&db).await, all);
     let statuses = Migrator::get_migration_with_status(&db)
         .await
         .expect("status");
-    assert_eq!(statuses.len(), 7);
+    assert_eq!(statuses.len(), 8);
     assert!(statuses.iter().all(|m| m.status().to_string() == "Applied"));
 
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("the signing keys down");
+    assert_eq!(
+        tables(&db).await,
+        [
+            "email_tokens",
+            "mail_outbox",
+            "refresh_tokens",
+            "sessions",
+            "users"
+        ]
+    );
     Migrator::down(&db, Some(1)).await.expect("one down");
     assert_eq!(
         tables(&db).await,

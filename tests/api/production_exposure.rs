@@ -29,6 +29,9 @@ async fn spawn_with_env(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    // The legacy HS256 secret: production's stored keys would need a `keys rotate` first,
+    // and these tests are about the exposure of the schema, not keys.
+    env.insert("JWT_ALGORITHM".into(), "HS256".into());
     env.insert("JWT_ACCESS_SECRET".into(), ACCESS_SECRET.into());
     env.insert("JWT_REFRESH_SECRET".into(), REFRESH_SECRET.into());
     // Production refuses to start without a mail server; none is contacted here.

@@ -49,16 +49,21 @@ pub(crate) fn sign(alg: Algorithm, secret: &str, claims: &Value) -> String {
     .expect("signs")
 }
 
-/// Signed as the server signs: HS256 with the access secret.
-pub(crate) fn sign_right(claims: &Value) -> String {
-    sign(Algorithm::HS256, ACCESS_SECRET, claims)
+/// Signed as `app` signs: with its current signing key, named in `kid`.
+pub(crate) fn sign_right(app: &TestApp, claims: &Value) -> String {
+    let signer = app
+        .auth
+        .signing_keys()
+        .signer(chrono::Utc::now())
+        .expect("the server has a signing key");
+    jsonwebtoken::encode(&signer.header, claims, &signer.encoding).expect("signs")
 }
 
 /// Registers an account and returns its tokens and claims that work when signed right.
 pub(crate) async fn live_claims(app: &TestApp) -> (Tokens, Value) {
     let tokens = app.register_ok("ada@example.com").await;
     let claims = claims_of(&tokens);
-    assert_accepted(app, &sign_right(&claims), &tokens).await;
+    assert_accepted(app, &sign_right(app, &claims), &tokens).await;
     (tokens, claims)
 }
 
@@ -78,7 +83,7 @@ async fn a_token_forged_with_the_right_key_and_a_live_session_is_accepted(backen
     let app = spawn_app(backend).await;
     let tokens = app.register_ok("ada@example.com").await;
 
-    let forged = sign_right(&claims_of(&tokens));
+    let forged = sign_right(&app, &claims_of(&tokens));
 
     assert_accepted(&app, &forged, &tokens).await;
 }
@@ -91,7 +96,11 @@ async fn an_issued_access_token_carries_the_contract_claims(backend: Backend) {
     let header = part_of(&tokens.access, 0);
     let claims = part_of(&tokens.access, 1);
 
-    assert_eq!(header["alg"], "HS256");
+    assert_eq!(header["alg"], "ES256");
+    assert!(
+        header["kid"].as_str().is_some_and(|k| k.len() == 43),
+        "a kid (an RFC 7638 thumbprint) in {header}"
+    );
     assert_eq!(claims["sub"].as_str(), Some(tokens.user_id.as_str()));
     uuid::Uuid::parse_str(claims["sid"].as_str().expect("sid")).expect("sid is a UUID");
     assert!(
@@ -148,8 +157,9 @@ async fn a_token_signed_with_another_key_is_refused(backend: Backend) {
     assert_refused(&app, &sign(Algorithm::HS256, REFRESH_SECRET, &claims)).await;
 }
 
+/// With the legacy HS256 secret, the algorithm is still pinned.
 async fn a_token_signed_with_hs512_and_the_right_key_is_refused(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, legacy_hs256).await;
     let (_, claims) = live_claims(&app).await;
 
     let forged = sign(Algorithm::HS512, ACCESS_SECRET, &claims);
@@ -157,8 +167,9 @@ async fn a_token_signed_with_hs512_and_the_right_key_is_refused(backend: Backend
     assert_refused(&app, &forged).await;
 }
 
+/// With the legacy HS256 secret, the algorithm is still pinned.
 async fn a_token_signed_with_hs384_and_the_right_key_is_refused(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, legacy_hs256).await;
     let (_, claims) = live_claims(&app).await;
 
     let forged = sign(Algorithm::HS384, ACCESS_SECRET, &claims);
@@ -173,7 +184,7 @@ async fn an_expired_token_is_refused(backend: Backend) {
     claims["iat"] = json!(now() - 7200);
     claims["exp"] = json!(now() - 3600);
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_without_an_expiry_is_refused(backend: Backend) {
@@ -182,7 +193,7 @@ async fn a_token_without_an_expiry_is_refused(backend: Backend) {
 
     claims.as_object_mut().unwrap().remove("exp");
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_not_valid_before_a_future_time_is_refused(backend: Backend) {
@@ -191,7 +202,7 @@ async fn a_token_not_valid_before_a_future_time_is_refused(backend: Backend) {
 
     claims["nbf"] = json!(now() + 3600);
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_from_another_issuer_is_refused(backend: Backend) {
@@ -200,9 +211,9 @@ async fn a_token_from_another_issuer_is_refused(backend: Backend) {
 
     claims["iss"] = json!("someone-else");
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
     claims.as_object_mut().unwrap().remove("iss");
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_for_another_audience_is_refused(backend: Backend) {
@@ -211,9 +222,9 @@ async fn a_token_for_another_audience_is_refused(backend: Backend) {
 
     claims["aud"] = json!("someone-else");
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
     claims.as_object_mut().unwrap().remove("aud");
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_without_a_session_id_is_refused(backend: Backend) {
@@ -222,7 +233,7 @@ async fn a_token_without_a_session_id_is_refused(backend: Backend) {
 
     claims.as_object_mut().unwrap().remove("sid");
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_without_a_type_is_refused(backend: Backend) {
@@ -231,7 +242,7 @@ async fn a_token_without_a_type_is_refused(backend: Backend) {
 
     claims.as_object_mut().unwrap().remove("typ");
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_typed_refresh_is_refused(backend: Backend) {
@@ -240,7 +251,7 @@ async fn a_token_typed_refresh_is_refused(backend: Backend) {
 
     claims["typ"] = json!("refresh");
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_with_a_tampered_payload_and_the_original_signature_is_refused(backend: Backend) {
@@ -270,7 +281,7 @@ async fn a_token_longer_than_ten_kilobytes_is_refused(backend: Backend) {
     let (_, mut claims) = live_claims(&app).await;
 
     claims["pad"] = json!("x".repeat(10 * 1024));
-    let long = sign_right(&claims);
+    let long = sign_right(&app, &claims);
     assert!(long.len() > 10 * 1024);
 
     assert_refused(&app, &long).await;
@@ -283,7 +294,7 @@ async fn a_token_for_a_session_that_does_not_exist_is_refused(backend: Backend) 
 
     claims["sid"] = json!(uuid::Uuid::new_v4().to_string());
 
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 async fn a_token_whose_subject_is_not_the_sessions_user_is_refused(backend: Backend) {
@@ -293,9 +304,9 @@ async fn a_token_whose_subject_is_not_the_sessions_user_is_refused(backend: Back
     assert!(app.me_ok(&grace.access).await);
 
     claims["sub"] = json!(grace.user_id);
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
     claims["sub"] = json!(uuid::Uuid::new_v4().to_string());
-    assert_refused(&app, &sign_right(&claims)).await;
+    assert_refused(&app, &sign_right(&app, &claims)).await;
 }
 
 backend_tests!(
