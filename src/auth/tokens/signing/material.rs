@@ -146,25 +146,21 @@ impl KeyPair {
 
     /// A private key in PEM (PKCS#8; PKCS#1 too for RSA); its algorithm is its kind.
     pub fn from_pem(pem: &[u8]) -> Result<Self, KeyError> {
-        let attempts = [
-            (SigningAlgorithm::Es256, EncodingKey::from_ec_pem(pem)),
-            (SigningAlgorithm::EdDsa, EncodingKey::from_ed_pem(pem)),
-            (SigningAlgorithm::Rs256, EncodingKey::from_rsa_pem(pem)),
-        ];
-        let mut last = String::from("no PEM block");
-        for (algorithm, encoding) in attempts {
-            match encoding.map_err(|e| KeyError::Invalid(e.to_string())) {
-                Ok(encoding) => match Self::from_encoding(algorithm, encoding) {
-                    Ok(pair) => return Ok(pair),
-                    Err(e) => last = e.to_string(),
-                },
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(KeyError::Unsupported(last))
+        first_usable(
+            [
+                (SigningAlgorithm::Es256, EncodingKey::from_ec_pem(pem)),
+                (SigningAlgorithm::EdDsa, EncodingKey::from_ed_pem(pem)),
+                (SigningAlgorithm::Rs256, EncodingKey::from_rsa_pem(pem)),
+            ],
+            Self::from_encoding,
+        )
     }
 
     fn from_encoding(algorithm: SigningAlgorithm, encoding: EncodingKey) -> Result<Self, KeyError> {
+        let encoding = match algorithm {
+            SigningAlgorithm::EdDsa => ed25519_v1(encoding)?,
+            _ => encoding,
+        };
         let jwk = Jwk::from_encoding_key(&encoding, algorithm.jwt())
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
         let public = PublicKey::from_jwk(algorithm, jwk)?;
@@ -254,23 +250,18 @@ impl PublicKey {
         if let Ok(pair) = KeyPair::from_pem(pem) {
             return Ok(pair.public);
         }
-        let attempts = [
-            (SigningAlgorithm::Es256, DecodingKey::from_ec_pem(pem)),
-            (SigningAlgorithm::EdDsa, DecodingKey::from_ed_pem(pem)),
-            (SigningAlgorithm::Rs256, DecodingKey::from_rsa_pem(pem)),
-        ];
-        let mut last = String::from("no PEM block");
-        for (algorithm, decoding) in attempts {
-            let jwk = decoding.and_then(|d| Jwk::from_decoding_key(&d, Some(algorithm.jwt())));
-            match jwk.map_err(|e| KeyError::Invalid(e.to_string())) {
-                Ok(jwk) => match Self::from_jwk(algorithm, jwk) {
-                    Ok(key) => return Ok(key),
-                    Err(e) => last = e.to_string(),
-                },
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(KeyError::Unsupported(last))
+        first_usable(
+            [
+                (SigningAlgorithm::Es256, DecodingKey::from_ec_pem(pem)),
+                (SigningAlgorithm::EdDsa, DecodingKey::from_ed_pem(pem)),
+                (SigningAlgorithm::Rs256, DecodingKey::from_rsa_pem(pem)),
+            ],
+            |algorithm, decoding| {
+                let jwk = Jwk::from_decoding_key(&decoding, Some(algorithm.jwt()))
+                    .map_err(|e| KeyError::Invalid(e.to_string()))?;
+                Self::from_jwk(algorithm, jwk)
+            },
+        )
     }
 
     pub fn algorithm(&self) -> SigningAlgorithm {
@@ -293,6 +284,45 @@ impl PublicKey {
     pub fn decoding(&self) -> &DecodingKey {
         &self.decoding
     }
+}
+
+/// An Ed25519 key as PKCS#8 v1 (the seed alone, 48 bytes of DER), the form jsonwebtoken
+/// derives the public key from; v2 files (with the public key inside, as some tools write
+/// them) are rewritten.
+fn ed25519_v1(encoding: EncodingKey) -> Result<EncodingKey, KeyError> {
+    use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
+    const V1_LEN: usize = 48;
+    if encoding.as_bytes().len() == V1_LEN {
+        return Ok(encoding);
+    }
+    let key = ed25519_dalek::SigningKey::from_pkcs8_der(encoding.as_bytes())
+        .map_err(|e| KeyError::Invalid(e.to_string()))?;
+    let der = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_der()
+    .map_err(|e| KeyError::Invalid(e.to_string()))?;
+    Ok(EncodingKey::from_ed_der(der.as_bytes()))
+}
+
+/// The first of `attempts` (a PEM read as each kind of key) that `make` accepts; else why
+/// the last one failed.
+fn first_usable<K, T>(
+    attempts: [(SigningAlgorithm, jsonwebtoken::errors::Result<K>); 3],
+    make: impl Fn(SigningAlgorithm, K) -> Result<T, KeyError>,
+) -> Result<T, KeyError> {
+    let mut last = String::from("no PEM block");
+    for (algorithm, read) in attempts {
+        match read.map_err(|e| KeyError::Invalid(e.to_string())) {
+            Ok(key) => match make(algorithm, key) {
+                Ok(made) => return Ok(made),
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(KeyError::Unsupported(last))
 }
 
 fn key_algorithm(algorithm: SigningAlgorithm) -> Result<KeyAlgorithm, KeyError> {

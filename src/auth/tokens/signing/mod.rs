@@ -25,3 +25,6 @@ pub enum StartError {
     )]
     NoSigningKey,
 }
+
+#[cfg(test)]
+mod tests;
