@@ -126,9 +126,11 @@ impl TokenSettings {
         self.keys_reload + self.jwks_max_age
     }
 
-    /// How long a signed access token can still verify: its lifetime plus the leeway.
+    /// How long after it is signed an access token can still verify: its lifetime, the
+    /// leeway, and one second more because `iat` and `exp` are whole seconds (a token
+    /// signed at 10.9 s says `iat` 10 and is judged by whole seconds too).
     pub fn token_lifetime(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.access_ttl + Duration::from_secs(LEEWAY_SECS))
+        chrono::Duration::from_std(self.access_ttl + Duration::from_secs(LEEWAY_SECS + 1))
             .unwrap_or(chrono::Duration::MAX)
     }
 }

@@ -76,8 +76,10 @@ pub struct AccessKeys {
     /// request until it expires, and decoding it again (base64, two JSON parses, the HMAC)
     /// cost a measurable share of a `me` request (see `bench/FINDINGS.md`). Only the
     /// identical string hits, and a hit is still refused once `exp` has passed; the
-    /// session is checked in the database regardless.
-    verified: Mutex<LruCache<Box<str>, AccessClaims>>,
+    /// session is checked in the database regardless. Each entry holds the ring's
+    /// generation it verified under: once a key leaves the ring, every token is checked
+    /// afresh, so a withdrawn key admits nothing more, remembered or not.
+    verified: Mutex<LruCache<Box<str>, (AccessClaims, u64)>>,
 }
 
 impl AccessKeys {
@@ -147,13 +149,16 @@ impl AccessKeys {
         }
         let at = now;
         let now = now.timestamp();
+        let generation = self.ring.generation();
         let remembered = self.verified().get(token).cloned();
-        if let Some(claims) = remembered {
-            if expired(claims.exp, now) {
+        match remembered {
+            Some((claims, _)) if expired(claims.exp, now) => {
                 self.verified().remove(token);
                 return Err(AccessTokenError::Expired);
             }
-            return Ok(claims);
+            Some((claims, seen)) if seen == generation => return Ok(claims),
+            // Verified under keys since changed: checked again below.
+            Some(_) | None => {}
         }
         let header = jsonwebtoken::decode_header(token)?;
         let key = self
@@ -178,11 +183,12 @@ impl AccessKeys {
         if data.claims.typ != ACCESS_TOKEN_TYPE {
             return Err(AccessTokenError::WrongType);
         }
-        self.verified().insert(token.into(), data.claims.clone());
+        self.verified()
+            .insert(token.into(), (data.claims.clone(), generation));
         Ok(data.claims)
     }
 
-    fn verified(&self) -> std::sync::MutexGuard<'_, LruCache<Box<str>, AccessClaims>> {
+    fn verified(&self) -> std::sync::MutexGuard<'_, LruCache<Box<str>, (AccessClaims, u64)>> {
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -6,6 +6,7 @@
 //! a pending key it already holds starts signing at its `activates_at` on every instance at
 //! once, and a replaced key leaves the JWKS when its tokens have expired.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -75,6 +76,8 @@ pub struct KeyRing {
     /// An access token's lifetime plus the verification leeway.
     token_lifetime: chrono::Duration,
     loaded: RwLock<Arc<Loaded>>,
+    /// Bumped whenever a load drops a key: what was verified before may not verify now.
+    generation: AtomicU64,
 }
 
 impl KeyRing {
@@ -128,6 +131,7 @@ impl KeyRing {
             sealer,
             token_lifetime,
             loaded: RwLock::new(Arc::new(loaded)),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -144,8 +148,21 @@ impl KeyRing {
         };
         let rows = store.signing_keys().all().await?;
         let loaded = build(&rows, sealer, self.token_lifetime, now)?;
-        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        let mut held = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+        let dropped = held
+            .verifiers
+            .iter()
+            .any(|old| !loaded.verifiers.iter().any(|new| new.kid == old.kid));
+        *held = Arc::new(loaded);
+        if dropped {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(())
+    }
+
+    /// Changes whenever a key leaves the ring at a load (see `AccessKeys`' cache).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Whether a key signs at `now`.
