@@ -2,6 +2,7 @@
 // header, and make the bad tokens the verifiers must refuse. One subcommand per call:
 //   register GRAPHQL_URL EMAIL PASSWORD   prints the access token
 //   login GRAPHQL_URL EMAIL PASSWORD      prints the access token
+//   login-kid GRAPHQL_URL EMAIL PASSWORD  prints "KID TOKEN" (its header's kid, the token)
 //   kid TOKEN                             prints the header's kid
 //   sub TOKEN                             prints the payload's sub
 //   tamper TOKEN                          prints TOKEN with one signature character changed
@@ -71,6 +72,11 @@ switch (cmd) {
   case 'login':
     console.log(await authMutation(args[0], cmd, args[1], args[2]));
     break;
+  case 'login-kid': {
+    const token = await authMutation(args[0], 'login', args[1], args[2]);
+    console.log(`${decodeProtectedHeader(token).kid} ${token}`);
+    break;
+  }
   case 'kid': {
     const kid = decodeProtectedHeader(args[0]).kid;
     if (typeof kid !== 'string' || kid === '') die(`the token's header has no kid: ${JSON.stringify(decodeProtectedHeader(args[0]))}`);
