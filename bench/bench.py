@@ -113,6 +113,8 @@ class Server:
             "PORT": str(self.port),
             "JWT_ACCESS_SECRET": secrets.token_hex(32),
             "JWT_REFRESH_SECRET": secrets.token_hex(32),
+            # Signing keys stored in the database, so the seeding tool signs with them too.
+            "KEY_ENCRYPTION_KEY": secrets.token_hex(32),
             "BCRYPT_COST": "12",
             "RATE_LIMIT_LOGIN_PER_IP": "0",
             "RATE_LIMIT_LOGIN_PER_ACCOUNT": "0",

@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate up|down|status|fresh`, `schema`.
+//! The command line: `serve` (default), `migrate up|down|status|fresh`,
+//! `keys list|rotate|retire`, `schema`.
 
 use clap::{Parser, Subcommand};
 
@@ -22,8 +23,32 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Manage the keys access tokens are signed with (stored keys: KEY_ENCRYPTION_KEY).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Print the GraphQL schema (SDL) to stdout.
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Every stored key: its kid, algorithm, state and schedule.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a key of JWT_ALGORITHM: published at once, signing after
+    /// SIGNING_KEYS_RELOAD + JWKS_MAX_AGE; the current key stops signing then.
+    Rotate,
+    /// Stop a key signing now (a pending key is cancelled); it stays published until the
+    /// tokens it signed have expired.
+    Retire {
+        /// The key's kid, as `keys list` shows it.
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use auth_server::cli::{Cli, Command, MigrateAction};
+use auth_server::cli::{Cli, Command, KeysAction, MigrateAction};
 use auth_server::config::Settings;
 use auth_server::migrate::{self, Action};
 use auth_server::{Application, telemetry};
@@ -30,6 +30,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate { action } => migrate(settings, action).await,
+        Command::Keys { action } => keys(settings, action).await,
         Command::Schema => unreachable!("handled above"),
     };
     match result {
@@ -63,4 +64,71 @@ async fn migrate(
         println!("{:<8} {}", m.status, m.name);
     }
     Ok(())
+}
+
+async fn keys(settings: Settings, action: KeysAction) -> Result<(), Box<dyn std::error::Error>> {
+    use auth_server::auth::tokens::signing::admin;
+    use secrecy::ExposeSecret;
+    let db = auth_server::db::connect(&settings.database).await?;
+    migrate::run(&settings.database, Action::Up).await?;
+    let store = auth_server::store::Store::new(db, settings.database.url.expose_secret());
+    // At the precision every backend stores, as the server's clock gives it.
+    let now = auth_server::clock::SystemClock.now();
+    let tokens = &settings.tokens;
+    match action {
+        KeysAction::List { json } => {
+            let keys = admin::list(&store, tokens, now).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!(
+                    "{:<44} {:<6} {:<10} {:<20} {:<20} PUBLISHED UNTIL",
+                    "KID", "ALG", "STATE", "CREATED", "SIGNS FROM"
+                );
+                for k in keys {
+                    println!(
+                        "{:<44} {:<6} {:<10} {:<20} {:<20} {}",
+                        k.kid,
+                        k.algorithm,
+                        k.state,
+                        short(k.created_at),
+                        short(k.activates_at),
+                        k.published_until.map_or("-".to_owned(), short)
+                    );
+                }
+            }
+        }
+        KeysAction::Rotate => {
+            let rotated = admin::rotate(&store, tokens, now).await?;
+            let key = &rotated.key;
+            println!("{}", key.kid);
+            eprintln!(
+                "made {} ({}): published now, signs from {}",
+                key.kid,
+                key.algorithm,
+                short(key.activates_at)
+            );
+            if let Some(old) = rotated.replaces {
+                eprintln!(
+                    "{} stops signing then and stays published until {}",
+                    old.kid,
+                    old.published_until.map_or("-".to_owned(), short)
+                );
+            }
+        }
+        KeysAction::Retire { kid } => {
+            let key = admin::retire(&store, tokens, &kid, now).await?;
+            println!(
+                "retired {}: published until {}",
+                key.kid,
+                key.published_until.map_or("-".to_owned(), short)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// An instant to the second, UTC, for the operator's eye.
+fn short(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

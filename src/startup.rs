@@ -29,6 +29,8 @@ pub enum StartupError {
     Mail(#[from] lettre::transport::smtp::Error),
     #[error("MAIL_TEMPLATES_DIR: {0}")]
     Templates(#[from] crate::mail::TemplateError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::auth::tokens::signing::StartError),
 }
 
 /// What the server is handed rather than building itself, so that tests can substitute
@@ -49,6 +51,8 @@ pub struct Application {
     auth: Arc<AuthService>,
     /// The outbox's worker, started with the server (and handed to tests).
     mail: MailWorker,
+    /// How often the stored signing keys are re-read.
+    keys_reload: std::time::Duration,
 }
 
 impl Application {
@@ -68,7 +72,7 @@ impl Application {
         let db = crate::db::connect(&settings.database).await?;
         // Under a lock shared with every other instance on this database.
         crate::migrate::run(&settings.database, crate::migrate::Action::Up).await?;
-        Self::assemble(settings, db, collaborators)
+        Self::assemble(settings, db, collaborators).await
     }
 
     /// As [`build`](Self::build), on an already connected and migrated database.
@@ -76,10 +80,10 @@ impl Application {
         settings: Settings,
         db: DatabaseConnection,
     ) -> Result<Self, StartupError> {
-        Self::assemble(settings, db, Collaborators::default())
+        Self::assemble(settings, db, Collaborators::default()).await
     }
 
-    fn assemble(
+    async fn assemble(
         settings: Settings,
         db: DatabaseConnection,
         collaborators: Collaborators,
@@ -94,9 +98,10 @@ impl Application {
         let mail = MailWorker::new(queue.clone(), Mailer::new(&settings.mail)?);
         let templates = Templates::load(settings.mail.templates_dir.as_deref())?;
         let auth = Arc::new(
-            AuthService::with_clock(db.clone(), &settings, collaborators.clock)
+            AuthService::with_clock(db.clone(), &settings, collaborators.clock.clone())
                 .with_mail(templates, queue.waker()),
         );
+        auth.start_signing_keys(&settings).await?;
         let state = AppState {
             executor: Executor::new(auth.clone(), &settings.graphql),
             health: crate::storage::HealthCheck::new(db, auth.database_file()),
@@ -106,6 +111,11 @@ impl Application {
                 .graphql
                 .graphiql
                 .then(crate::http::GraphiqlPage::new),
+            well_known: crate::http::WellKnown::new(
+                auth.signing_keys().clone(),
+                collaborators.clock.clone(),
+                &settings.tokens,
+            ),
         };
         let addr = SocketAddr::new(settings.host, settings.port);
         let listener = bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
@@ -117,11 +127,18 @@ impl Application {
                 .unwrap_or(usize::MAX),
             auth,
             mail,
+            keys_reload: settings.tokens.keys_reload,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The auth service, for tests that drive it beside the HTTP API (e.g. reloading the
+    /// signing keys without waiting for the job).
+    pub fn auth(&self) -> Arc<AuthService> {
+        self.auth.clone()
     }
 
     /// The mail worker: its queue takes mails, and tests call its `dispatch_pending`.
@@ -139,7 +156,7 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let jobs = Jobs::start(self.auth.clone(), self.mail.clone());
+        let jobs = Jobs::start(self.auth.clone(), self.mail.clone(), self.keys_reload);
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }

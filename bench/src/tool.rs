@@ -98,6 +98,10 @@ async fn seed(out: &str, hash: &str, hot: usize, login: usize, filler: usize) ->
     let (settings, db) = connect().await?;
     let keys = TokenKeys::new(&settings.tokens);
     let now = Utc::now().trunc_subsecs(6);
+    // The server's signing keys, as it stored them (a key made for its process alone would
+    // be unknown here: the bench sets KEY_ENCRYPTION_KEY).
+    let store = auth_server::store::Store::new(db.clone(), settings.database.url.expose_secret());
+    keys.access.ring().load(&store, now).await?;
     let expires = now + chrono::Duration::days(7);
     let tag = Uuid::new_v4().simple().to_string();
     let tag = &tag[..8];

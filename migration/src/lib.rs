@@ -13,6 +13,7 @@ mod m20261122_000004_binary_collation_for_lookup_keys;
 mod m20261201_000005_email_skeleton;
 mod m20261201_000006_create_mail_outbox;
 mod m20261201_000007_account_lifecycle;
+mod m20261202_000008_signing_keys;
 
 pub mod email_key;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_email_skeleton::Migration),
             Box::new(m20261201_000006_create_mail_outbox::Migration),
             Box::new(m20261201_000007_account_lifecycle::Migration),
+            Box::new(m20261202_000008_signing_keys::Migration),
         ]
     }
 }

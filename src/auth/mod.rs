@@ -30,9 +30,10 @@ pub use model::{Account, Issued, Principal};
 pub use passwords::PasswordHasher;
 pub use rate_limit::RateLimits;
 use tokens::TokenKeys;
+use tokens::signing::{self, KeyRing, LoadError, StartError};
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{Environment, Settings};
 use crate::error::AuthError;
 use crate::mail::{Sealer, Templates};
 use crate::storage::DatabaseFile;
@@ -114,6 +115,42 @@ impl AuthService {
     /// The SQLite file this service writes to, for `/health` to watch too.
     pub fn database_file(&self) -> Option<Arc<DatabaseFile>> {
         self.store.database_file()
+    }
+
+    /// The keys access tokens are signed with, which the JWKS publishes.
+    pub fn signing_keys(&self) -> &Arc<KeyRing> {
+        self.keys.access.ring()
+    }
+
+    /// Takes the signing keys into service at start. Stored keys are read from the
+    /// database; a development database without one gets its first key (production
+    /// refuses to start instead). Configured keys need nothing.
+    pub async fn start_signing_keys(&self, settings: &Settings) -> Result<(), StartError> {
+        let ring = self.signing_keys();
+        if !ring.is_stored() {
+            return Ok(());
+        }
+        let now = self.now();
+        if settings.environment == Environment::Development
+            && let Some(kid) =
+                signing::admin::ensure_signing_key(&self.store, &settings.tokens, now).await?
+        {
+            tracing::warn!(
+                %kid,
+                "no signing key was stored; made one (in production, run `auth-server keys rotate`)"
+            );
+        }
+        ring.load(&self.store, now).await?;
+        if !ring.can_sign(now) {
+            return Err(StartError::NoSigningKey);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the stored signing keys, so a rotation made anywhere takes effect here (a
+    /// no-op for configured keys). On failure the keys held stay in service.
+    pub async fn reload_signing_keys(&self) -> Result<(), LoadError> {
+        self.signing_keys().load(&self.store, self.now()).await
     }
 
     /// The store, for tests that look under the service.

@@ -27,7 +27,7 @@ pub use mail::MailSettings;
 pub use parse::parse_duration;
 pub use passwords::{HashPriority, PasswordSettings};
 pub use rate_limits::RateLimitSettings;
-pub use tokens::{MIN_SECRET_BYTES, TokenSettings};
+pub use tokens::{KeySource, MIN_SECRET_BYTES, TokenSettings};
 
 /// Everything the server can be configured with. Built once at start-up.
 #[derive(Clone, Debug)]

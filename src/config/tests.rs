@@ -27,24 +27,52 @@ fn defaults_match_the_contract() {
     assert!(s.tokens.access_secret.expose_secret().len() >= MIN_SECRET_BYTES);
 }
 
+const KEK: (&str, &str) = ("KEY_ENCRYPTION_KEY", "k-0123456789abcdef0123456789abcdef");
+
 #[test]
 fn production_refuses_missing_or_short_secrets() {
-    let err = from(&[("APP_ENV", "production")]).unwrap_err();
+    // With the legacy HS256 the access secret signs, and is required first.
+    let err = from(&[("APP_ENV", "production"), ("JWT_ALGORITHM", "HS256")]).unwrap_err();
     assert_eq!(err.var, "JWT_ACCESS_SECRET");
     let err = from(&[
         ("APP_ENV", "production"),
+        ("JWT_ALGORITHM", "HS256"),
         ("JWT_ACCESS_SECRET", "short"),
         ("JWT_REFRESH_SECRET", &"r".repeat(32)),
     ])
     .unwrap_err();
     assert_eq!(err.var, "JWT_ACCESS_SECRET");
-    let ok = from(&[
+    // With signing keys (the default) it signs nothing; the refresh secret and the
+    // key-encryption key are what production needs.
+    let err = from(&[("APP_ENV", "production")]).unwrap_err();
+    assert_eq!(err.var, "JWT_REFRESH_SECRET");
+    let err = from(&[
         ("APP_ENV", "production"),
-        ("JWT_ACCESS_SECRET", &"a".repeat(32)),
         ("JWT_REFRESH_SECRET", &"r".repeat(32)),
-        ("SMTP_URL", "smtp://127.0.0.1:2525"),
-    ]);
-    assert!(ok.is_ok());
+    ])
+    .unwrap_err();
+    assert_eq!(err.var, "KEY_ENCRYPTION_KEY");
+    assert!(err.message.contains("JWT_PRIVATE_KEY_FILE"), "{err}");
+    let err = from(&[
+        ("APP_ENV", "production"),
+        ("JWT_REFRESH_SECRET", &"r".repeat(32)),
+        ("KEY_ENCRYPTION_KEY", "short"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.var, "KEY_ENCRYPTION_KEY");
+    for algorithm in [None, Some("HS256")] {
+        let mut pairs = vec![
+            ("APP_ENV", "production"),
+            ("JWT_ACCESS_SECRET", "a".repeat(32).leak() as &str),
+            ("JWT_REFRESH_SECRET", "r".repeat(32).leak()),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            KEK,
+        ];
+        if let Some(a) = algorithm {
+            pairs.push(("JWT_ALGORITHM", a));
+        }
+        assert!(from(&pairs).is_ok(), "{algorithm:?}");
+    }
 }
 
 #[test]
@@ -108,6 +136,7 @@ fn production(extra: &[(&str, &str)]) -> Settings {
         ("SMTP_URL", "smtp://127.0.0.1:2525"),
         ("MAIL_FROM", "Example <accounts@example.com>"),
         ("APP_URL", "https://app.example.com"),
+        KEK,
     ];
     pairs.extend_from_slice(extra);
     from(&pairs).unwrap()
@@ -254,6 +283,7 @@ fn words_accept_their_aliases_and_name_the_choices_when_refused() {
             ("JWT_ACCESS_SECRET", &"a".repeat(32)),
             ("JWT_REFRESH_SECRET", &"r".repeat(32)),
             ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            KEK,
         ]);
         assert_eq!(s.unwrap().environment, environment, "APP_ENV={value}");
     }
@@ -308,6 +338,7 @@ fn production_without_smtp_url_refuses_to_start_naming_it() {
         ("APP_ENV", "production"),
         ("JWT_ACCESS_SECRET", &access),
         ("JWT_REFRESH_SECRET", &refresh),
+        KEK,
     ])
     .unwrap_err();
     assert_eq!(err.var, "SMTP_URL");
@@ -317,6 +348,7 @@ fn production_without_smtp_url_refuses_to_start_naming_it() {
         ("JWT_ACCESS_SECRET", &access),
         ("JWT_REFRESH_SECRET", &refresh),
         ("SMTP_URL", "smtp://127.0.0.1:2525"),
+        KEK,
     ])
     .unwrap();
     assert!(s.mail.smtp_url.is_some());

@@ -1,5 +1,5 @@
-//! SeaORM entities: the rows of `users`, `sessions`, `refresh_tokens`, `email_tokens` and
-//! `mail_outbox`.
+//! SeaORM entities: the rows of `users`, `sessions`, `refresh_tokens`, `email_tokens`,
+//! `mail_outbox` and `signing_keys`.
 //! Never sent to clients.
 //! They read alike by design: SeaORM's derive shape, one file per table.
 
@@ -7,4 +7,5 @@ pub mod email_token;
 pub mod mail_outbox;
 pub mod refresh_token;
 pub mod session;
+pub mod signing_key;
 pub mod user;

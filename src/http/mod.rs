@@ -7,6 +7,7 @@ mod health;
 mod media;
 mod security;
 mod server;
+mod well_known;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,6 +32,7 @@ pub use client_ip::ClientIpResolver;
 pub use graphiql::GraphiqlPage;
 pub use media::error_response;
 pub use server::{connection_limit, raise_descriptor_limit};
+pub use well_known::WellKnown;
 
 use crate::config::HttpSettings;
 use crate::graphql::Executor;
@@ -50,12 +52,19 @@ pub struct AppState {
     pub max_batch: usize,
     /// The playground page and its CSP, when enabled.
     pub graphiql: Option<GraphiqlPage>,
+    /// The JWKS and discovery documents.
+    pub well_known: WellKnown,
 }
 
 /// The routes, without middleware (see [`serve`]).
 pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::handler))
+        .route("/.well-known/jwks.json", get(well_known::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(well_known::openid_configuration),
+        )
         .route(
             "/graphql",
             get(graphql::get_handler).post(graphql::post_handler),

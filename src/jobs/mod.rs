@@ -1,5 +1,6 @@
 //! The background work of a serving instance, in one place: the dummy password hash's
-//! warm-up, the rate limiter's sweep, the purge of dead sessions, and the mail worker.
+//! warm-up, the rate limiter's sweep, the purge of dead sessions, the re-reading of the
+//! stored signing keys, and the mail worker.
 //!
 //! Started by `Application::run_until` with one call and stopped with the server. Each
 //! loop survives its own failures (logged, retried at its next turn); none of them is
@@ -30,8 +31,9 @@ pub struct Jobs {
 
 impl Jobs {
     /// Spawns every background task on the current runtime.
-    pub fn start(auth: Arc<AuthService>, mail: MailWorker) -> Self {
+    pub fn start(auth: Arc<AuthService>, mail: MailWorker, keys_reload: Duration) -> Self {
         let tasks = vec![
+            tokio::spawn(reload_signing_keys(auth.clone(), keys_reload)),
             tokio::spawn(warm_up(auth.clone())),
             tokio::spawn(sweep_limiter(auth.clone())),
             tokio::spawn(purge_sessions(auth)),
@@ -67,6 +69,23 @@ async fn sweep_limiter(auth: Arc<AuthService>) {
     loop {
         tick.tick().await;
         limits.forget_idle();
+    }
+}
+
+/// Every `SIGNING_KEYS_RELOAD`, so that a `keys rotate` or `keys retire` run anywhere is
+/// in force here within that time (configured keys never change: nothing to read).
+async fn reload_signing_keys(auth: Arc<AuthService>, every: Duration) {
+    if !auth.signing_keys().is_stored() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate, and start-up has just loaded them
+    loop {
+        tick.tick().await;
+        if let Err(e) = auth.reload_signing_keys().await {
+            tracing::warn!(error = %e, "could not re-read the signing keys; keeping those held");
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -37,15 +37,23 @@ impl std::fmt::Debug for Sealer {
 
 /// A sealed body that this key cannot open.
 #[derive(Debug, thiserror::Error)]
-#[error("the mail body cannot be opened (was the refresh secret changed while it waited?)")]
+#[error("the sealed value cannot be opened (was its secret changed?)")]
 pub struct Unopenable;
 
 impl Sealer {
     pub fn new(settings: &TokenSettings) -> Self {
-        let secret = settings.refresh_secret.expose_secret().as_bytes();
+        Self::derived(
+            settings.refresh_secret.expose_secret().as_bytes(),
+            b"mail-outbox-seal-v1",
+        )
+    }
+
+    /// A sealer under the key HMAC-SHA-256(`secret`, `purpose`): one secret can key
+    /// several sealers that cannot open each other's output.
+    pub fn derived(secret: &[u8], purpose: &[u8]) -> Self {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts any key length");
-        mac.update(b"mail-outbox-seal-v1");
+        mac.update(purpose);
         let key: [u8; 32] = mac.finalize().into_bytes().into();
         Self {
             cipher: ChaCha20Poly1305::new(&Key::from(key)),
@@ -53,11 +61,21 @@ impl Sealer {
     }
 
     pub fn seal(&self, plain: &str) -> String {
+        self.seal_bound(plain, b"")
+    }
+
+    /// Seals `plain` bound to `context` (authenticated, not stored): it opens only with
+    /// the same context, so a sealed value cannot be moved to another row.
+    pub fn seal_bound(&self, plain: &str, context: &[u8]) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
+        let payload = Payload {
+            msg: plain.as_bytes(),
+            aad: context,
+        };
         let sealed = self
             .cipher
-            .encrypt(&Nonce::from(nonce), plain.as_bytes())
+            .encrypt(&Nonce::from(nonce), payload)
             .expect("ChaCha20-Poly1305 encrypts any length a mail has");
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
@@ -67,9 +85,16 @@ impl Sealer {
 
     /// The body `stored` seals; a body stored before sealing existed is returned as it is.
     pub fn open(&self, stored: &str) -> Result<String, Unopenable> {
-        let Some(encoded) = stored.strip_prefix(PREFIX) else {
+        if !stored.starts_with(PREFIX) {
             return Ok(stored.to_owned());
-        };
+        }
+        self.open_bound(stored, b"")
+    }
+
+    /// What [`seal_bound`](Self::seal_bound) sealed with `context`; anything else
+    /// (plaintext included) is [`Unopenable`].
+    pub fn open_bound(&self, stored: &str, context: &[u8]) -> Result<String, Unopenable> {
+        let encoded = stored.strip_prefix(PREFIX).ok_or(Unopenable)?;
         let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| Unopenable)?;
         if bytes.len() < NONCE_LEN {
             return Err(Unopenable);
@@ -78,7 +103,13 @@ impl Sealer {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Unopenable)?;
         let plain = self
             .cipher
-            .decrypt(&Nonce::from(nonce), sealed)
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: context,
+                },
+            )
             .map_err(|_| Unopenable)?;
         String::from_utf8(plain).map_err(|_| Unopenable)
     }

@@ -14,6 +14,7 @@ mod email_tokens;
 mod outbox;
 mod refresh_tokens;
 mod sessions;
+mod signing_keys;
 mod users;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;
 pub use refresh_tokens::RefreshTokens;
 pub use sessions::Sessions;
+pub use signing_keys::SigningKeys;
 pub use users::{Credentials, NewUser, Users};
 
 use crate::error::AuthError;
@@ -64,6 +66,10 @@ impl Store {
 
     pub fn email_tokens(&self) -> EmailTokens<'_, DatabaseConnection> {
         EmailTokens::on(&self.db)
+    }
+
+    pub fn signing_keys(&self) -> SigningKeys<'_, DatabaseConnection> {
+        SigningKeys::on(&self.db)
     }
 
     /// The SQLite file this store writes to, for `/health` to watch too.

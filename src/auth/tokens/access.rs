@@ -1,15 +1,16 @@
-//! The access JWT (HS256, typed `access`) and the cache of tokens that verified.
+//! The access JWT (typed `access`, signed by the ring's current key and naming it in `kid`)
+//! and the cache of tokens that verified.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use hashlink::LruCache;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::ExposeSecret;
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::signing::KeyRing;
 use crate::config::TokenSettings;
 
 /// The value of the `typ` claim every access token carries and no refresh token has.
@@ -17,7 +18,7 @@ pub const ACCESS_TOKEN_TYPE: &str = "access";
 /// Longest bearer token worth decoding; ours are about 400 bytes.
 const MAX_ACCESS_TOKEN_LEN: usize = 4096;
 /// Accepted clock skew between instances when checking `exp`, `nbf`, in seconds.
-const LEEWAY_SECS: u64 = 5;
+pub const LEEWAY_SECS: u64 = 5;
 /// Access tokens remembered after they verified (about 0.5 KiB each).
 const VERIFIED_CAPACITY: usize = 1024;
 
@@ -48,13 +49,26 @@ pub enum AccessTokenError {
     WrongType,
     #[error("token expired")]
     Expired,
+    #[error("no published key has this kid")]
+    UnknownKey,
+    #[error("the header's alg is not its key's")]
+    WrongAlgorithm,
 }
 
-/// Signs and checks access tokens with the configured secret, issuer and audience.
+/// Why an access token could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("no signing key is in service (see `auth-server keys list`)")]
+    NoSigningKey,
+    #[error(transparent)]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+}
+
+/// Signs and checks access tokens with the ring's keys, issuer and audience.
 pub struct AccessKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    ring: Arc<KeyRing>,
+    /// The checks every token passes, made per algorithm (the key's, never the header's).
+    validations: [(Algorithm, Validation); 4],
     issuer: String,
     audience: String,
     ttl_secs: i64,
@@ -67,20 +81,26 @@ pub struct AccessKeys {
 }
 
 impl AccessKeys {
-    pub fn new(settings: &TokenSettings) -> Self {
-        let secret = settings.access_secret.expose_secret().as_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
-        // `exp` is judged against the server's clock (see `expired`), not the system's.
-        validation.validate_exp = false;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    pub fn new(settings: &TokenSettings, ring: Arc<KeyRing>) -> Self {
+        let validation = |algorithm: Algorithm| {
+            let mut validation = Validation::new(algorithm);
+            validation.leeway = LEEWAY_SECS;
+            // `exp` is judged against the server's clock (see `expired`), not the system's.
+            validation.validate_exp = false;
+            validation.validate_nbf = true;
+            validation.set_issuer(&[&settings.issuer]);
+            validation.set_audience(&[&settings.audience]);
+            validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+            (algorithm, validation)
+        };
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+            ring,
+            validations: [
+                validation(Algorithm::ES256),
+                validation(Algorithm::EdDSA),
+                validation(Algorithm::RS256),
+                validation(Algorithm::HS256),
+            ],
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             ttl_secs: settings.access_ttl.as_secs() as i64,
@@ -88,13 +108,14 @@ impl AccessKeys {
         }
     }
 
-    /// Signs an access token for `user` in `session`.
-    pub fn mint(
-        &self,
-        user: Uuid,
-        session: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    /// The keys tokens are signed and checked with.
+    pub fn ring(&self) -> &Arc<KeyRing> {
+        &self.ring
+    }
+
+    /// Signs an access token for `user` in `session` with the key that signs at `now`.
+    pub fn mint(&self, user: Uuid, session: Uuid, now: DateTime<Utc>) -> Result<String, MintError> {
+        let signer = self.ring.signer(now).ok_or(MintError::NoSigningKey)?;
         let iat = now.timestamp();
         let claims = AccessClaims {
             sub: user,
@@ -106,11 +127,16 @@ impl AccessKeys {
             aud: self.audience.clone(),
             typ: ACCESS_TOKEN_TYPE.to_owned(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        Ok(jsonwebtoken::encode(
+            &signer.header,
+            &claims,
+            &signer.encoding,
+        )?)
     }
 
-    /// Checks signature (HS256 only), `exp` at `now`, `nbf`, `iss`, `aud` and the type
-    /// marker. A remembered token skips the decoding but not the `exp` check.
+    /// Checks the signature with the published key its `kid` names (in that key's
+    /// algorithm only), `exp` at `now`, `nbf`, `iss`, `aud` and the type marker. A
+    /// remembered token skips the decoding but not the `exp` check.
     pub fn verify(
         &self,
         token: &str,
@@ -119,6 +145,7 @@ impl AccessKeys {
         if token.len() > MAX_ACCESS_TOKEN_LEN {
             return Err(AccessTokenError::TooLong);
         }
+        let at = now;
         let now = now.timestamp();
         let remembered = self.verified().get(token).cloned();
         if let Some(claims) = remembered {
@@ -128,7 +155,22 @@ impl AccessKeys {
             }
             return Ok(claims);
         }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)?;
+        let header = jsonwebtoken::decode_header(token)?;
+        let key = self
+            .ring
+            .verifier(header.kid.as_deref(), at)
+            .ok_or(AccessTokenError::UnknownKey)?;
+        let algorithm = key.algorithm.jwt();
+        if header.alg != algorithm {
+            return Err(AccessTokenError::WrongAlgorithm);
+        }
+        let validation = self
+            .validations
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .map(|(_, v)| v)
+            .ok_or(AccessTokenError::WrongAlgorithm)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, validation)?;
         if expired(data.claims.exp, now) {
             // As jsonwebtoken itself reported it when it judged `exp`.
             return Err(jsonwebtoken::errors::Error::from(ErrorKind::ExpiredSignature).into());

@@ -1,18 +1,22 @@
-//! Token minting and checking: access JWTs ([`access`]), opaque refresh tokens
-//! ([`refresh`]) and the tokens mails carry ([`mailed`]). Signing keys will live here too.
+//! Token minting and checking: access JWTs ([`access`]) signed with the keys of
+//! [`signing`], opaque refresh tokens ([`refresh`]) and the tokens mails carry ([`mailed`]).
 
 pub mod access;
 pub mod mailed;
 pub mod refresh;
+pub mod signing;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use access::{ACCESS_TOKEN_TYPE, AccessClaims, AccessKeys, AccessTokenError};
+pub use access::{ACCESS_TOKEN_TYPE, AccessClaims, AccessKeys, AccessTokenError, MintError};
 pub use mailed::{MailedKeys, MailedToken, Purpose};
 pub use refresh::{REFRESH_TOKEN_LEN, RefreshKeys, RefreshToken};
 
+use std::sync::Arc;
+
 use crate::config::TokenSettings;
+use signing::KeyRing;
 
 /// Whether `raw` has the shape of the opaque tokens we issue (refresh and mailed alike):
 /// 43 base64url characters. Anything else is not worth a database lookup.
@@ -32,7 +36,7 @@ fn random_opaque() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Both kinds of keys, built once from the token settings.
+/// Every kind of key, built once from the token settings.
 pub struct TokenKeys {
     pub access: AccessKeys,
     pub refresh: RefreshKeys,
@@ -40,9 +44,12 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
+    /// The keys of `settings`; a ring fed from the database is empty until loaded (see
+    /// [`KeyRing::load`]).
     pub fn new(settings: &TokenSettings) -> Self {
+        let ring = Arc::new(KeyRing::new(settings, settings.token_lifetime()));
         Self {
-            access: AccessKeys::new(settings),
+            access: AccessKeys::new(settings, ring),
             refresh: RefreshKeys::new(settings),
             mailed: MailedKeys::new(settings),
         }
@@ -54,7 +61,7 @@ impl TokenKeys {
         user: Uuid,
         session: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    ) -> Result<String, MintError> {
         self.access.mint(user, session, now)
     }
 

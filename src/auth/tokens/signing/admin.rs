@@ -1,0 +1,216 @@
+//! `auth-server keys list | rotate | retire`, and the first key of a development database:
+//! the writes to `signing_keys`. Every running instance sees them at its next reload.
+
+use chrono::{DateTime, Utc};
+
+use super::material::{KeyError, KeyPair, SigningAlgorithm};
+use super::ring::{LoadError, key_sealer, row, seal};
+use super::schedule::{KeyState, Timeline, timelines};
+use crate::config::{KeySource, TokenSettings};
+use crate::entity::signing_key;
+use crate::store::Store;
+
+/// One key as `keys list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub algorithm: String,
+    pub state: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub activates_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// When it leaves the JWKS; `None` while it signs or may yet sign.
+    pub published_until: Option<DateTime<Utc>>,
+}
+
+/// Why a `keys` command did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(
+        "JWT_ALGORITHM=HS256 signs with JWT_ACCESS_SECRET: there are no stored keys (choose ES256, EdDSA or RS256 and set KEY_ENCRYPTION_KEY)"
+    )]
+    Secret,
+    #[error(
+        "the signing key comes from JWT_PRIVATE_KEY_FILE: rotate by replacing the file (publish the next key in JWT_PUBLIC_KEY_FILES first)"
+    )]
+    Files,
+    #[error(
+        "KEY_ENCRYPTION_KEY is not set: keys are made per process and not stored; set it to keep keys in the database"
+    )]
+    Ephemeral,
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("could not make a key: {0}")]
+    Key(#[from] KeyError),
+    #[error("no key has the kid {0:?} (see `auth-server keys list`)")]
+    UnknownKid(String),
+    #[error(
+        "{0} is the key that signs now and no other key could take over: run `auth-server keys rotate` first; it stops signing when the new key starts"
+    )]
+    OnlySigner(String),
+    #[error("{0} is already retired")]
+    AlreadyRetired(String),
+}
+
+/// What `keys rotate` did.
+#[derive(Debug)]
+pub struct Rotated {
+    pub key: KeyInfo,
+    /// The key that stops signing when the new one starts, if any.
+    pub replaces: Option<KeyInfo>,
+}
+
+/// Every stored key and its state at `now`.
+pub async fn list(
+    store: &Store,
+    settings: &TokenSettings,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyInfo>, AdminError> {
+    stored_only(settings)?;
+    let rows = store.signing_keys().all().await?;
+    let lines = schedule(&rows, settings)?;
+    Ok(rows
+        .iter()
+        .zip(&lines)
+        .map(|(r, line)| info(r, line, now))
+        .collect())
+}
+
+/// Makes a key of `JWT_ALGORITHM` and stores it. It is published at once and signs from
+/// `now + lead` (`SIGNING_KEYS_RELOAD` + `JWKS_MAX_AGE`, so that every instance and every
+/// verifier's cache holds it first), or from `now` when no key signs yet.
+pub async fn rotate(
+    store: &Store,
+    settings: &TokenSettings,
+    now: DateTime<Utc>,
+) -> Result<Rotated, AdminError> {
+    let kek = stored_only(settings)?;
+    let rows = store.signing_keys().all().await?;
+    let lines = schedule(&rows, settings)?;
+    let current: Option<String> = rows
+        .iter()
+        .zip(&lines)
+        .filter(|(_, line)| line.may_sign(now))
+        .max_by_key(|(r, _)| r.activates_at)
+        .map(|(r, _)| r.kid.clone());
+    let activates_at = match current {
+        Some(_) => now + chrono_duration(settings.rotation_lead()),
+        None => now,
+    };
+    let pair = generate(settings.algorithm)?;
+    let stored = signing_key::Model {
+        kid: pair.kid().to_owned(),
+        algorithm: pair.algorithm().name().to_owned(),
+        public_jwk: pair.public().json(),
+        private_key: seal(&key_sealer(kek), &pair),
+        created_at: now,
+        activates_at,
+        retired_at: None,
+    };
+    store.signing_keys().insert(stored.clone()).await?;
+    let mut rows = rows;
+    rows.push(stored);
+    let lines = schedule(&rows, settings)?;
+    let infos: Vec<KeyInfo> = rows
+        .iter()
+        .zip(&lines)
+        .map(|(r, line)| info(r, line, now))
+        .collect();
+    let key = infos
+        .iter()
+        .find(|k| k.kid == pair.kid())
+        .cloned()
+        .ok_or_else(|| AdminError::UnknownKid(pair.kid().to_owned()))?;
+    let replaces = current.and_then(|kid| infos.iter().find(|k| k.kid == kid).cloned());
+    Ok(Rotated { key, replaces })
+}
+
+/// Stops `kid` signing at `now` (a pending key is cancelled). It stays published until the
+/// tokens it signed have expired. Refused for the key that signs now when no other key
+/// could take over.
+pub async fn retire(
+    store: &Store,
+    settings: &TokenSettings,
+    kid: &str,
+    now: DateTime<Utc>,
+) -> Result<KeyInfo, AdminError> {
+    stored_only(settings)?;
+    let mut rows = store.signing_keys().all().await?;
+    let index = rows
+        .iter()
+        .position(|r| r.kid == kid)
+        .ok_or_else(|| AdminError::UnknownKid(kid.to_owned()))?;
+    if rows[index].retired_at.is_some() {
+        return Err(AdminError::AlreadyRetired(kid.to_owned()));
+    }
+    let before = schedule(&rows, settings)?;
+    rows[index].retired_at = Some(now);
+    let after = schedule(&rows, settings)?;
+    let signed = |lines: &[Timeline]| lines.iter().any(|l| l.state(now) == KeyState::Signing);
+    if signed(&before) && !signed(&after) {
+        return Err(AdminError::OnlySigner(kid.to_owned()));
+    }
+    if !store.signing_keys().retire(kid, now).await? {
+        return Err(AdminError::AlreadyRetired(kid.to_owned()));
+    }
+    Ok(info(&rows[index], &after[index], now))
+}
+
+/// On a development start with an empty table (or none that can sign), makes the first key;
+/// its kid, if it made one.
+pub async fn ensure_signing_key(
+    store: &Store,
+    settings: &TokenSettings,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, AdminError> {
+    stored_only(settings)?;
+    let rows = store.signing_keys().all().await?;
+    let lines = schedule(&rows, settings)?;
+    if lines.iter().any(|l| l.may_sign(now)) {
+        return Ok(None);
+    }
+    rotate(store, settings, now).await.map(|r| Some(r.key.kid))
+}
+
+fn generate(algorithm: SigningAlgorithm) -> Result<KeyPair, KeyError> {
+    KeyPair::generate(algorithm)
+}
+
+/// The key-encryption key, when the keys are stored; else why there is nothing to manage.
+fn stored_only(settings: &TokenSettings) -> Result<&[u8], AdminError> {
+    use secrecy::ExposeSecret;
+    match &settings.key_source {
+        KeySource::Database { key_encryption_key } => {
+            Ok(key_encryption_key.expose_secret().as_bytes())
+        }
+        KeySource::Secret => Err(AdminError::Secret),
+        KeySource::Files { .. } => Err(AdminError::Files),
+        KeySource::Ephemeral(_) => Err(AdminError::Ephemeral),
+    }
+}
+
+fn schedule(
+    rows: &[signing_key::Model],
+    settings: &TokenSettings,
+) -> Result<Vec<Timeline>, AdminError> {
+    let rows = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+    Ok(timelines(&rows, settings.token_lifetime()))
+}
+
+fn info(stored: &signing_key::Model, line: &Timeline, now: DateTime<Utc>) -> KeyInfo {
+    KeyInfo {
+        kid: stored.kid.clone(),
+        algorithm: stored.algorithm.clone(),
+        state: line.state(now).name(),
+        created_at: stored.created_at,
+        activates_at: stored.activates_at,
+        retired_at: stored.retired_at,
+        published_until: line.published_until,
+    }
+}
+
+fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
