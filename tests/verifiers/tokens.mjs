@@ -2,13 +2,24 @@
 // header, and make the bad tokens the verifiers must refuse. One subcommand per call:
 //   register GRAPHQL_URL EMAIL PASSWORD   prints the access token
 //   login GRAPHQL_URL EMAIL PASSWORD      prints the access token
-//   login-kid GRAPHQL_URL EMAIL PASSWORD  prints "KID TOKEN" (its header's kid, the token)
 //   kid TOKEN                             prints the header's kid
 //   sub TOKEN                             prints the payload's sub
 //   tamper TOKEN                          prints TOKEN with one signature character changed
 //   foreign TOKEN KID                     prints a token with TOKEN's header and claims, signed
 //                                         by a fresh ES256 key of "another server", header kid KID
 //   kids JWKS_URL                         prints the kids of the JWKS, one a line
+//   rotation GRAPHQL_URL JWKS_URL EMAIL PASSWORD OLD_KID
+//                                         started before `keys rotate`: prints "ready",
+//                                         reads "NEW_KID ROTATED_AT_MS" (epoch ms) on stdin,
+//                                         then fetches the JWKS and logs in, again and again
+//                                         (10 s at most from ROTATED_AT_MS), until a token
+//                                         carries NEW_KID. Prints a line: the first token's
+//                                         kid, its ms after the rotation, the ms at which the
+//                                         JWKS first listed NEW_KID, the ms of the first
+//                                         NEW_KID token, whether the JWKS fetched just before
+//                                         that login listed NEW_KID (yes/no), and that token;
+//                                         "-" where nothing was seen. Exit 1 on a kid that is
+//                                         neither OLD_KID nor NEW_KID.
 // Failures print the reason on stderr and exit 1.
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 
@@ -66,17 +77,56 @@ async function foreign(token, kid) {
   return new SignJWT(claims).setProtectedHeader({ ...header, alg: 'ES256', kid }).sign(privateKey);
 }
 
+async function jwksKids(url) {
+  const res = await fetch(url);
+  if (res.status !== 200) die(`GET ${url}: HTTP ${res.status}`);
+  const jwks = await res.json();
+  if (!Array.isArray(jwks.keys)) die(`not a JWKS: ${JSON.stringify(jwks)}`);
+  return jwks.keys.map((k) => k.kid);
+}
+
+async function firstLine(stream) {
+  stream.setEncoding('utf8');
+  let buffer = '';
+  for await (const chunk of stream) {
+    buffer += chunk;
+    if (buffer.includes('\n')) break;
+  }
+  return buffer.split('\n')[0].trim();
+}
+
+async function rotation(graphqlUrl, jwksUrl, email, password, oldKid) {
+  // Started (node, jose and fetch loaded) before the rotation, so the first login follows it
+  // within milliseconds, well inside the lead, even on a busy machine.
+  console.log('ready');
+  const [newKid, rotatedAtRaw] = (await firstLine(process.stdin)).split(' ');
+  const rotatedAt = Number(rotatedAtRaw);
+  if (!newKid || !Number.isFinite(rotatedAt)) die('rotation: expected "NEW_KID ROTATED_AT_MS" on stdin');
+  const since = () => Date.now() - rotatedAt;
+  const seen = { firstKid: '-', firstAt: '-', publishedAt: '-', signedAt: '-', publishedBefore: '-', token: '-' };
+  while (since() < 10_000) {
+    const kids = await jwksKids(jwksUrl);
+    if (seen.publishedAt === '-' && kids.includes(newKid)) seen.publishedAt = since();
+    const token = await authMutation(graphqlUrl, 'login', email, password);
+    const kid = decodeProtectedHeader(token).kid;
+    if (seen.firstKid === '-') [seen.firstKid, seen.firstAt] = [kid, since()];
+    if (kid === newKid) {
+      Object.assign(seen, { signedAt: since(), publishedBefore: kids.includes(newKid) ? 'yes' : 'no', token });
+      break;
+    }
+    if (kid !== oldKid) die(`a login during the rotation returned kid ${kid}, neither ${oldKid} nor ${newKid}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const { firstKid, firstAt, publishedAt, signedAt, publishedBefore, token } = seen;
+  console.log([firstKid, firstAt, publishedAt, signedAt, publishedBefore, token].join(' '));
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 switch (cmd) {
   case 'register':
   case 'login':
     console.log(await authMutation(args[0], cmd, args[1], args[2]));
     break;
-  case 'login-kid': {
-    const token = await authMutation(args[0], 'login', args[1], args[2]);
-    console.log(`${decodeProtectedHeader(token).kid} ${token}`);
-    break;
-  }
   case 'kid': {
     const kid = decodeProtectedHeader(args[0]).kid;
     if (typeof kid !== 'string' || kid === '') die(`the token's header has no kid: ${JSON.stringify(decodeProtectedHeader(args[0]))}`);
@@ -92,14 +142,12 @@ switch (cmd) {
   case 'foreign':
     console.log(await foreign(args[0], args[1]));
     break;
-  case 'kids': {
-    const res = await fetch(args[0]);
-    if (res.status !== 200) die(`GET ${args[0]}: HTTP ${res.status}`);
-    const jwks = await res.json();
-    if (!Array.isArray(jwks.keys)) die(`not a JWKS: ${JSON.stringify(jwks)}`);
-    for (const k of jwks.keys) console.log(k.kid);
+  case 'kids':
+    for (const kid of await jwksKids(args[0])) console.log(kid);
     break;
-  }
+  case 'rotation':
+    await rotation(args[0], args[1], args[2], args[3], args[4]);
+    break;
   default:
     die(`unknown subcommand ${cmd}`);
 }
