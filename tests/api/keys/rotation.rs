@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use auth_server::auth::tokens::signing::admin;
+use chrono::SubsecRound;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
@@ -276,6 +277,10 @@ async fn logout_takes_effect_at_once_for_es256_tokens_in_our_own_guard(backend: 
 async fn the_last_token_of_a_replaced_key_expires_no_later_than_its_key_leaves_the_jwks() {
     let (app, clock) = spawn_app_with_clock(Backend::Sqlite, stored_keys).await;
     app.register_ok("ada@example.com").await;
+    // Rotate at half past a second: the hand-over is then half a second after the whole
+    // second its last token's `exp` counts from.
+    let half_past = clock.now().trunc_subsecs(0) + chrono::Duration::milliseconds(1500);
+    clock.set(half_past);
     let store = store_of(&app).await;
     let rotated = admin::rotate(&store, &app.settings.tokens, clock.now())
         .await
