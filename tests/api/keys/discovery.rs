@@ -335,6 +335,10 @@ async fn hs256_mode_publishes_no_keys_and_its_tokens_still_work(backend: Backend
     .expect("HS256 with the access secret")
     .claims;
     assert_eq!(claims["sub"], tokens.user_id.as_str());
+    // A token minted before kids existed (none in its header) still verifies.
+    let legacy = crate::tokens::sign_right(&crate::tokens::claims_of(&tokens));
+    assert_eq!(part_of(&legacy, 0).get("kid"), None);
+    assert!(app.me_ok(&legacy).await, "a legacy HS256 token without kid");
 }
 
 backend_tests!(

@@ -161,6 +161,25 @@ async fn hs256_signed_with_the_published_key_as_secret_is_refused(backend: Backe
     assert_accepted(&app, &tokens.access, &tokens).await;
 }
 
+async fn an_hs256_token_made_with_the_access_secret_is_refused_once_keys_are_asymmetric(
+    backend: Backend,
+) {
+    // JWT_ACCESS_SECRET is still set (as before the upgrade), but signs nothing now.
+    let app = spawn_app(backend).await;
+    let (tokens, claims) = live(&app).await;
+    let kid = our_kid(&app);
+    let secret = ACCESS_SECRET.as_bytes();
+
+    for header in [
+        json!({"alg": "HS256", "typ": "JWT"}),
+        json!({"alg": "HS256", "typ": "JWT", "kid": kid}),
+    ] {
+        assert_refused(&app, &hmac_signed(&header, &claims, secret)).await;
+    }
+
+    assert_accepted(&app, &tokens.access, &tokens).await;
+}
+
 async fn a_token_with_a_wrong_issuer_is_refused_even_when_signed_by_our_key(backend: Backend) {
     let app = spawn_app(backend).await;
     let (tokens, claims) = live(&app).await;
@@ -266,6 +285,7 @@ backend_tests!(
     a_token_naming_an_unknown_kid_is_refused,
     a_token_with_alg_none_is_refused_with_or_without_our_kid,
     hs256_signed_with_the_published_key_as_secret_is_refused,
+    an_hs256_token_made_with_the_access_secret_is_refused_once_keys_are_asymmetric,
     a_token_with_a_wrong_issuer_is_refused_even_when_signed_by_our_key,
     a_token_with_a_wrong_audience_is_refused_even_when_signed_by_our_key,
     a_token_signed_by_another_servers_key_is_refused_under_its_kid_and_under_ours,

@@ -250,6 +250,62 @@ async fn keys_retire_cancels_a_pending_key_which_leaves_the_jwks_and_never_signs
         .refused_with(&["already retired"]);
 }
 
+async fn a_rotation_to_another_jwt_algorithm_keeps_the_old_tokens_and_signs_with_the_new_one(
+    backend: Backend,
+) {
+    let (app, clock) = spawn_app_with_clock(backend, stored_keys).await;
+    let before = app.register_ok("ada@example.com").await;
+    assert_eq!(super::header_of(&before.access)["alg"], "ES256");
+
+    // The operator sets JWT_ALGORITHM=EdDSA and rotates.
+    let mut eddsa = app.settings.tokens.clone();
+    eddsa.algorithm = auth_server::auth::tokens::signing::SigningAlgorithm::EdDsa;
+    let store = store_of(&app).await;
+    let rotated = admin::rotate(&store, &eddsa, clock.now())
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.key.algorithm, "EdDSA");
+    app.auth.reload_signing_keys().await.expect("reload");
+    clock.advance(app.settings.tokens.rotation_lead());
+
+    let after = login(&app).await;
+    assert_eq!(super::header_of(&after.access)["alg"], "EdDSA");
+    assert_eq!(kid_of(&after.access), rotated.key.kid);
+    let document = jwks(&app).await;
+    let kinds: Vec<(&str, &str)> = document["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| (k["kty"].as_str().unwrap(), k["alg"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{document}");
+    assert!(kinds.contains(&("EC", "ES256")), "{document}");
+    assert!(kinds.contains(&("OKP", "EdDSA")), "{document}");
+    let discovery: Value = app
+        .client
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("discovery answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA"])
+    );
+    for (tokens, algorithm) in [(&before, Algorithm::ES256), (&after, Algorithm::EdDSA)] {
+        assert!(app.me_ok(&tokens.access).await);
+        verify_outside(&document, &tokens.access, algorithm);
+    }
+    // An EdDSA header on a token of the ES256 key is refused (the key fixes the algorithm).
+    let mut header = super::header_of(&before.access);
+    header["alg"] = Value::String("EdDSA".to_owned());
+    let (_, rest) = before.access.split_once('.').expect("a JWT");
+    let relabelled = format!("{}.{rest}", crate::tokens::encode_part(&header));
+    assert!(!app.me_ok(&relabelled).await);
+}
+
 async fn logout_takes_effect_at_once_for_es256_tokens_in_our_own_guard(backend: Backend) {
     let app = spawn_app_with(backend, stored_keys).await;
     let tokens = app.register_ok("ada@example.com").await;
@@ -323,5 +379,6 @@ backend_tests!(
     keys_rotate_publishes_the_new_key_before_it_signs_and_keeps_the_old_one_until_its_tokens_expire,
     keys_retire_refuses_the_key_that_signs_and_names_keys_rotate,
     keys_retire_cancels_a_pending_key_which_leaves_the_jwks_and_never_signs,
+    a_rotation_to_another_jwt_algorithm_keeps_the_old_tokens_and_signs_with_the_new_one,
     logout_takes_effect_at_once_for_es256_tokens_in_our_own_guard,
 );
