@@ -7,7 +7,9 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use auth_server::auth::AuthService;
 use auth_server::clock::ManualClock;
 use auth_server::config::Settings;
 use auth_server::jobs::MailWorker;
@@ -219,10 +221,11 @@ pub struct TestApp {
     pub settings: Settings,
     /// The server's mail worker: its queue, and `dispatch_pending` for tests that send now.
     pub mail: MailWorker,
-    /// The server's auth service: its signing keys (to sign as the server does) and their
-    /// reload, for tests that look beside the HTTP API.
-    pub auth: std::sync::Arc<auth_server::auth::AuthService>,
-    _db: TestDatabase,
+    /// The server's auth service, for tests that drive it beside the HTTP API (its signing
+    /// keys, a reload of them).
+    pub auth: Arc<AuthService>,
+    /// The database, dropped with the app; `None` for a second instance on another's.
+    _db: Option<TestDatabase>,
 }
 
 /// Settings every test starts from: cheap bcrypt, fixed secrets, no rate limits.
@@ -272,6 +275,29 @@ async fn spawn(
     let mut settings = test_settings();
     settings.database.url = SecretString::from(url.clone());
     configure(&mut settings);
+    start(backend, settings, collaborators, Some(db)).await
+}
+
+/// Another instance on `first`'s database, with `first`'s settings changed by `configure`:
+/// two servers sharing one database, as a deployment runs them.
+pub async fn spawn_instance_of(
+    first: &TestApp,
+    configure: impl FnOnce(&mut Settings),
+    collaborators: Collaborators,
+) -> TestApp {
+    let mut settings = first.settings.clone();
+    configure(&mut settings);
+    start(first.backend, settings, collaborators, None).await
+}
+
+async fn start(
+    backend: Backend,
+    settings: Settings,
+    collaborators: Collaborators,
+    db: Option<TestDatabase>,
+) -> TestApp {
+    use secrecy::ExposeSecret;
+    let url = settings.database.url.expose_secret().to_owned();
     let app = Application::build_with(settings.clone(), collaborators)
         .await
         .expect("the application builds");

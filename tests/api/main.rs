@@ -13,6 +13,7 @@ mod connections;
 mod durability;
 mod error_codes;
 mod http_surface;
+mod keys;
 mod lifecycle;
 mod login;
 mod logout;
