@@ -394,6 +394,23 @@ def signing(out, cfg, hash_, compare=None):
             srv.stop()
 
 
+def cpu_clock():
+    """(CPU seconds the machine spent in user and system mode, stolen seconds, CPU seconds
+    of this process and its waited-for children, monotonic time)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return ((v[0] + v[1] + v[2]) / hz, (v[7] if len(v) > 7 else 0) / hz,
+            t.user + t.system + t.children_user + t.children_system, time.monotonic())
+
+
+def other_cores(start, end):
+    """Average cores used by other programs between two cpu_clock()s, and cores stolen."""
+    wall = max(end[3] - start[3], 1e-9)
+    return max(0.0, (end[0] - start[0]) - (end[2] - start[2])) / wall, (end[1] - start[1]) / wall
+
+
 def stats(values):
     values = [v for v in values if v is not None]
     return statistics.median(values), min(values), max(values)
@@ -448,6 +465,7 @@ def main():
     plot_path = args.plot or (os.path.join(out, "latency.svg") if args.smoke
                               else os.path.join(BENCH, "latency.svg"))
     load_before = os.getloadavg()[0]
+    clock_before = cpu_clock()
 
     # bcrypt at the default cost, timed single-threaded by the same code the server runs.
     def verify():
@@ -498,12 +516,15 @@ def main():
             backends[kind] = other_backend(out, kind, os.environ[var], cfg, hash_)
 
     elapsed = time.monotonic() - started
+    others, stolen = other_cores(clock_before, cpu_clock())
+    log(f"other programs used {others:.2f} cores on average, {stolen:.2f} stolen")
     import report  # bench/report.py
     report.write(report_path, plot_path, profile=profile, cfg=cfg, runs=runs, startups=startups,
                  soak=soaked, plans=plans, counts=counts, seed_secs=seed_secs, backends=backends,
                  signing=signed,
                  elapsed=elapsed, cores=CORES, stats=stats,
-                 load_before=load_before, load_after=os.getloadavg()[0])
+                 load_before=load_before, load_after=os.getloadavg()[0],
+                 others=others, stolen=stolen)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"cfg": cfg, "runs": [{k: v for k, v in r.items() if not k.startswith("_")}
                                         for r in runs],

@@ -153,9 +153,9 @@ HS256 tokens under the same kind of secret (the rows and claims did not change):
 
 The same release binary on two fresh SQLite databases, one server with
 `JWT_ALGORITHM=HS256` (the only algorithm before issue 14) and one with the default,
-ES256. The servers take turns, {n} time(s), the order reversed each time; a turn is a 1 s
-warm-up and 32 connections for {cfg['secs']} s, first with the 1,000 tokens of the figures
-above, then with {cold_n} others. With 1,000 tokens each request after the first pass finds
+ES256. The servers take turns, {n} time{'' if n == 1 else 's'}, the order reversed each
+time; a turn is a 1 s warm-up and 32 connections for {cfg['secs']} s, first with the 1,000
+tokens of the figures above, then with {cold_n} others. With 1,000 tokens each request after the first pass finds
 its token in the cache of verified tokens (1,024 entries, least recently used); {cold_n}
 tokens taken round-robin have each left that cache before they come round again, so every
 request decodes the token and checks its signature. Each figure is the median (min–max)
@@ -167,7 +167,8 @@ over the turns; a ratio pairs the two servers' measurements of the same turn.
 
 
 def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, seed_secs,
-          backends, elapsed, cores, stats, load_before=None, load_after=None, signing=None):
+          backends, elapsed, cores, stats, load_before=None, load_after=None, signing=None,
+          others=None, stolen=None):
     def fig(key_fn):
         return stats([key_fn(r) for r in runs])
 
@@ -269,11 +270,19 @@ def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, se
     findings = open(findings_path).read().strip() if os.path.exists(findings_path) else ""
     note = os.environ.get("BENCH_NOTE", "").strip()
     busy = ""
-    if load_before is not None and load_before > 0.5 * cores:
+    noisy = (load_before is not None and load_before > 0.5 * cores) or \
+        (others is not None and others > 0.25 * cores)
+    if noisy:
+        during = ""
+        if others is not None:
+            during = (f"; during the run, other processes (kernel threads included) used "
+                      f"{others:.2f} of the {cores} cores on average (`/proc/stat` less this "
+                      f"benchmark's own processes, "
+                      f"whose load alone keeps the load average near the core count), and "
+                      f"the hypervisor stole {stolen:.2f}")
         busy = (f"\n> **Noisy machine:** the 1-minute load average was {load_before:.1f} on "
-                f"{cores} cores when the run began (other work was running). The ratios "
-                f"compare measurements taken side by side, but read absolute numbers with "
-                f"care.\n")
+                f"{cores} cores when the run began{during}. The ratios compare measurements "
+                f"taken side by side, but read absolute numbers with care.\n")
     commit = _git("rev-parse", "--short", "HEAD")
     dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--", "src",
                                                     "migration", "Cargo.toml") else ""
