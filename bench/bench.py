@@ -35,10 +35,12 @@ PROFILES = {
     "full": dict(
         runs=3, secs=8, light_secs=8, login_secs=12, sweep=[1, 4, 16, 64, 256], sweep_secs=4,
         soak_secs=60, large_users=1_000_000, small_users=1_000, bcrypt_rounds=5, startups=5,
+        alternations=3,
     ),
     "smoke": dict(
         runs=1, secs=2, light_secs=2, login_secs=3, sweep=[1, 16, 256], sweep_secs=1,
         soak_secs=4, large_users=20_000, small_users=1_000, bcrypt_rounds=2, startups=1,
+        alternations=1,
     ),
 }
 HOT = 1_000            # sessions whose tokens the load uses (all of the small database)
@@ -48,6 +50,11 @@ LIGHT_CONNS, LIGHT_DELAY_MS = 4, 10   # the fixed, light `me` load of figure 2
 P50_CONNS = 8          # connections of the small-vs-large database comparison
 CHUNK = 80             # refresh tokens per refresh load (each is spent once)
 WRK_THREADS = 1
+# The signing comparison: HS256 (the algorithm before issue 14) against ES256 (the default
+# since), and a cold-cache `me` whose tokens outnumber the verified-token cache
+# (VERIFIED_CAPACITY = 1,024 in src/auth/tokens/access.rs), so every request verifies.
+ALGORITHMS = ("HS256", "ES256")
+COLD_TOKENS = 4_096
 
 
 def log(msg):
@@ -101,7 +108,7 @@ def rss_kb(pid, field):
 class Server:
     """One auth-server process on its own port and database."""
 
-    def __init__(self, out, name, database_url, spawn_time=None):
+    def __init__(self, out, name, database_url, spawn_time=None, binary=None, env=None):
         self.out, self.name = out, name
         self.port = free_port()
         self.dir = os.path.join(out, name)
@@ -122,10 +129,12 @@ class Server:
             "RATE_LIMIT_MAIL_PER_IP": "0",
             "RATE_LIMIT_MAIL_PER_ADDRESS": "0",
         })
-        for var in ("RUST_LOG", "PASSWORD_HASH_WORKERS", "DATABASE_MAX_CONNECTIONS"):
+        for var in ("RUST_LOG", "PASSWORD_HASH_WORKERS", "DATABASE_MAX_CONNECTIONS",
+                    "JWT_ALGORITHM"):
             self.env.pop(var, None)
+        self.env.update(env or {})
         self.logfile = open(os.path.join(self.dir, "server.log"), "w")
-        self.proc = subprocess.Popen([SERVER, "serve"], env=self.env, cwd=self.dir,
+        self.proc = subprocess.Popen([binary or SERVER, "serve"], env=self.env, cwd=self.dir,
                                      stdout=self.logfile, stderr=subprocess.STDOUT)
         self.startup = wait_healthy(self.port, self.proc)
         self.url = f"http://127.0.0.1:{self.port}/graphql"
@@ -342,6 +351,66 @@ def other_backend(out, kind, admin_url, cfg, hash_):
         sh([TOOL, "dropdb", name], 120, env=tool_env)
 
 
+def signing(out, cfg, hash_, compare=None):
+    """`me` on servers that differ only in how access tokens are signed, interleaved.
+
+    The release binary with `JWT_ALGORITHM=HS256` and with its default (ES256), each on a
+    fresh SQLite database, and with `compare` = (path, label) also that binary (HS256: the
+    server before issue 14 knew nothing else; the seeding tool mints its tokens with the
+    same secret). Each server is seeded with the HOT tokens of the main `me` figure (cache
+    hits after the first pass) and COLD_TOKENS more, used round-robin, so that each token
+    has left the verified-token cache before it comes round again. The servers take turns,
+    the order reversed every alternation; each turn is a 1 s warm-up and the measurement
+    (THROUGHPUT_CONNS connections, cfg["secs"]), first with the hot tokens, then the cold.
+    """
+    plan = [(alg, None, {"JWT_ALGORITHM": alg}) for alg in ALGORITHMS]
+    if compare:
+        # The old server ignores JWT_ALGORITHM; the seeding tool reads it.
+        plan.append(("compare", compare[0], {"JWT_ALGORITHM": "HS256"}))
+    servers = {}
+    try:
+        for name, binary, env in plan:
+            srv = Server(out, f"signing-{name}", f"sqlite://{out}/signing-{name}/auth.db?mode=rwc",
+                         binary=binary, env=env)
+            servers[name] = (srv, srv.seed(hash_, HOT, 0, 0, "hot"),
+                             srv.seed(hash_, COLD_TOKENS, 0, 0, "cold"))
+        res = {name: {"hot": [], "cold": []} for name in servers}
+        names = list(servers)
+        for k in range(cfg["alternations"]):
+            for name in (names if k % 2 == 0 else names[::-1]):
+                srv, hot, cold = servers[name]
+                for kind, tokens in (("hot", hot), ("cold", cold)):
+                    wrk(srv.url, "me", tokens.access, THROUGHPUT_CONNS, 1)
+                    res[name][kind].append(check(
+                        wrk(srv.url, "me", tokens.access, THROUGHPUT_CONNS, cfg["secs"]),
+                        f"signing {name} me {kind}"))
+            log(f"signing, alternation {k + 1}: " + ", ".join(
+                f"{name} {res[name]['hot'][-1]['rps']:.0f}/s hot, "
+                f"{res[name]['cold'][-1]['rps']:.0f}/s cold" for name in names))
+        return {"servers": res, "compare": compare[1] if compare else None,
+                "alternations": cfg["alternations"], "cold_tokens": COLD_TOKENS}
+    finally:
+        for srv, _, _ in servers.values():
+            srv.stop()
+
+
+def cpu_clock():
+    """(CPU seconds the machine spent in user and system mode, stolen seconds, CPU seconds
+    of this process and its waited-for children, monotonic time)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return ((v[0] + v[1] + v[2]) / hz, (v[7] if len(v) > 7 else 0) / hz,
+            t.user + t.system + t.children_user + t.children_system, time.monotonic())
+
+
+def other_cores(start, end):
+    """Average cores used by other programs between two cpu_clock()s, and cores stolen."""
+    wall = max(end[3] - start[3], 1e-9)
+    return max(0.0, (end[0] - start[0]) - (end[2] - start[2])) / wall, (end[1] - start[1]) / wall
+
+
 def stats(values):
     values = [v for v in values if v is not None]
     return statistics.median(values), min(values), max(values)
@@ -365,7 +434,19 @@ def main():
                     "with --smoke, the run's directory under bench/out/)")
     ap.add_argument("--plot", help="where to write the plot (default: bench/latency.svg, "
                     "or the run's directory with --smoke)")
+    ap.add_argument("--compare-binary", metavar="PATH",
+                    help="another auth-server binary (e.g. a release build of an older commit; "
+                    "it must accept this build's seeded rows and HS256 tokens) to measure "
+                    "`me` on, interleaved with the HS256/ES256 comparison")
+    ap.add_argument("--compare-label", metavar="TEXT",
+                    help="how the report names --compare-binary (default: its path)")
     args = ap.parse_args()
+    compare = None
+    if args.compare_binary:
+        path = os.path.abspath(args.compare_binary)
+        if not os.access(path, os.X_OK):
+            sys.exit(f"--compare-binary {path}: not an executable file")
+        compare = (path, args.compare_label or path)
     profile = "smoke" if args.smoke else "full"
     cfg = dict(PROFILES[profile])
     if args.runs:
@@ -384,6 +465,7 @@ def main():
     plot_path = args.plot or (os.path.join(out, "latency.svg") if args.smoke
                               else os.path.join(BENCH, "latency.svg"))
     load_before = os.getloadavg()[0]
+    clock_before = cpu_clock()
 
     # bcrypt at the default cost, timed single-threaded by the same code the server runs.
     def verify():
@@ -423,6 +505,10 @@ def main():
             last["_server"].stop()
         large.stop()
 
+    log(f"signing: `me` on HS256 and ES256{' and ' + compare[1] if compare else ''}, "
+        f"{cfg['alternations']} alternation(s)")
+    signed = signing(out, cfg, hash_, compare)
+
     backends = {}
     for kind, var in (("MySQL/MariaDB", "BENCH_MYSQL_URL"), ("PostgreSQL", "BENCH_POSTGRES_URL")):
         if os.environ.get(var):
@@ -430,15 +516,20 @@ def main():
             backends[kind] = other_backend(out, kind, os.environ[var], cfg, hash_)
 
     elapsed = time.monotonic() - started
+    others, stolen = other_cores(clock_before, cpu_clock())
+    log(f"other programs used {others:.2f} cores on average, {stolen:.2f} stolen")
     import report  # bench/report.py
     report.write(report_path, plot_path, profile=profile, cfg=cfg, runs=runs, startups=startups,
                  soak=soaked, plans=plans, counts=counts, seed_secs=seed_secs, backends=backends,
+                 signing=signed,
                  elapsed=elapsed, cores=CORES, stats=stats,
-                 load_before=load_before, load_after=os.getloadavg()[0])
+                 load_before=load_before, load_after=os.getloadavg()[0],
+                 others=others, stolen=stolen)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"cfg": cfg, "runs": [{k: v for k, v in r.items() if not k.startswith("_")}
                                         for r in runs],
-                   "startups": startups, "soak": soaked, "backends": backends}, f, indent=1,
+                   "startups": startups, "soak": soaked, "backends": backends,
+                   "signing": signed}, f, indent=1,
                   default=str)
     log(f"done in {elapsed / 60:.1f} min: {report_path}, {plot_path}")
 

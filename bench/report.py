@@ -94,8 +94,81 @@ def svg(path, sweep, title):
         f.write("\n".join(out) + "\n")
 
 
+def _signing(signing, cfg, stats, fmt):
+    """Rows for the figures table and the section on ES256 against HS256."""
+    res = signing["servers"]
+    n = signing["alternations"]
+    cold_n = f"{signing['cold_tokens']:,}"
+
+    def per(name, kind, key):
+        return [s[key] for s in res[name][kind]]
+
+    def ratio(a, b, kind):
+        return stats([x / y for x, y in zip(per(a, kind, "rps"), per(b, kind, "rps"))])
+
+    def cell(name, kind, key, digits):
+        return fmt(stats(per(name, kind, key)), digits)
+
+    def lat(name, kind):
+        return f"{cell(name, kind, 'p50', 2)} / {cell(name, kind, 'p99', 2)}"
+
+    kinds = (("hot", "1,000 tokens (cache hits)"),
+             ("cold", f"{cold_n} tokens (every request verifies)"))
+    hot = ratio("ES256", "HS256", "hot")
+    cold = ratio("ES256", "HS256", "cold")
+    rows = [f"| 8 | `me` req/s, ES256 ÷ HS256, same binary, 1,000 tokens (issue 14) | "
+            f"{fmt(hot)} | ≥ 0.9 | {'met' if hot[0] >= 0.9 else '**not met**'} |",
+            f"| 8 | the same, {cold_n} tokens (no cache hits) | {fmt(cold)} | (reported) | — |"]
+    lines = ["| `me`, 32 connections | HS256 | ES256 | ES256 ÷ HS256 |",
+             "| --- | --- | --- | --- |"]
+    for kind, label in kinds:
+        lines.append(f"| {label}, req/s | {cell('HS256', kind, 'rps', 0)} | "
+                     f"{cell('ES256', kind, 'rps', 0)} | {fmt(ratio('ES256', 'HS256', kind))} |")
+        lines.append(f"| {label}, p50 / p99 ms | {lat('HS256', kind)} | {lat('ES256', kind)} | |")
+    compare_md = ""
+    if signing.get("compare"):
+        label = signing["compare"]
+        old = ratio("ES256", "compare", "hot")
+        rows.append(f"| 8 | `me` req/s, this build (ES256) ÷ {label} (HS256), 1,000 tokens | "
+                    f"{fmt(old)} | ≥ 0.9 | {'met' if old[0] >= 0.9 else '**not met**'} |")
+        cl = ["| `me`, 32 connections | " + label + " (HS256) | this build, HS256 | "
+              "this build, ES256 | ES256 ÷ before | HS256 ÷ before |",
+              "| --- | --- | --- | --- | --- | --- |"]
+        for kind, label_k in kinds:
+            cl.append(f"| {label_k}, req/s | {cell('compare', kind, 'rps', 0)} | "
+                      f"{cell('HS256', kind, 'rps', 0)} | {cell('ES256', kind, 'rps', 0)} | "
+                      f"{fmt(ratio('ES256', 'compare', kind))} | "
+                      f"{fmt(ratio('HS256', 'compare', kind))} |")
+            cl.append(f"| {label_k}, p50 / p99 ms | {lat('compare', kind)} | {lat('HS256', kind)} "
+                      f"| {lat('ES256', kind)} | | |")
+        compare_md = f"""
+The server from before issue 14 ({label}, passed as `--compare-binary`) took its turns in
+the same rotation, on its own fresh database, seeded by this build's bench tool with
+HS256 tokens under the same kind of secret (the rows and claims did not change):
+
+{chr(10).join(cl)}
+"""
+    md = f"""
+## `me`: ES256 against HS256 (issue 14)
+
+The same release binary on two fresh SQLite databases, one server with
+`JWT_ALGORITHM=HS256` (the only algorithm before issue 14) and one with the default,
+ES256. The servers take turns, {n} time{'' if n == 1 else 's'}, the order reversed each
+time; a turn is a 1 s warm-up and 32 connections for {cfg['secs']} s, first with the 1,000
+tokens of the figures above, then with {cold_n} others. With 1,000 tokens each request after the first pass finds
+its token in the cache of verified tokens (1,024 entries, least recently used); {cold_n}
+tokens taken round-robin have each left that cache before they come round again, so every
+request decodes the token and checks its signature. Each figure is the median (min–max)
+over the turns; a ratio pairs the two servers' measurements of the same turn.
+
+{chr(10).join(lines)}
+{compare_md}"""
+    return rows, md
+
+
 def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, seed_secs,
-          backends, elapsed, cores, stats, load_before=None, load_after=None):
+          backends, elapsed, cores, stats, load_before=None, load_after=None, signing=None,
+          others=None, stolen=None):
     def fig(key_fn):
         return stats([key_fn(r) for r in runs])
 
@@ -132,10 +205,15 @@ def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, se
                 f"{early:.1f} MB at {min(10, cfg['soak_secs'] // 2)} s to {final:.1f} MB) | "
                 f"**{growth:+.1f} MB** | no growth (< 5 %) | "
                 f"{'met' if growth < 0.05 * early else '**not met**'} |")
+    signing_md = ""
+    if signing:
+        sig_rows, signing_md = _signing(signing, cfg, stats, fmt)
     st = stats(startups)
     rows.append(f"| 7 | start-up to a healthy `/health`, empty SQLite, migrations included | "
                 f"**{st[0] * 1000:.0f} ms** ({st[1] * 1000:.0f}–{st[2] * 1000:.0f}, "
                 f"{len(startups)} starts) | (reported) | — |")
+    if signing:
+        rows.extend(sig_rows)
 
     def absolute(label, fn, digits=0, unit=""):
         return f"| {label} | {fmt(fig(fn), digits, unit)} |"
@@ -192,11 +270,19 @@ def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, se
     findings = open(findings_path).read().strip() if os.path.exists(findings_path) else ""
     note = os.environ.get("BENCH_NOTE", "").strip()
     busy = ""
-    if load_before is not None and load_before > 0.5 * cores:
+    noisy = (load_before is not None and load_before > 0.5 * cores) or \
+        (others is not None and others > 0.25 * cores)
+    if noisy:
+        during = ""
+        if others is not None:
+            during = (f"; during the run, other processes (kernel threads included) used "
+                      f"{others:.2f} of the {cores} cores on average (`/proc/stat` less this "
+                      f"benchmark's own processes, "
+                      f"whose load alone keeps the load average near the core count), and "
+                      f"the hypervisor stole {stolen:.2f}")
         busy = (f"\n> **Noisy machine:** the 1-minute load average was {load_before:.1f} on "
-                f"{cores} cores when the run began (other work was running). The ratios "
-                f"compare measurements taken side by side, but read absolute numbers with "
-                f"care.\n")
+                f"{cores} cores when the run began{during}. The ratios compare measurements "
+                f"taken side by side, but read absolute numbers with care.\n")
     commit = _git("rev-parse", "--short", "HEAD")
     dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--", "src",
                                                     "migration", "Cargo.toml") else ""
@@ -237,7 +323,7 @@ core count (its default), `BCRYPT_COST=12` (the default). Total time {elapsed / 
 | connections | req/s | p50 ms | p90 ms | p99 ms |
 | --- | --- | --- | --- | --- |
 {chr(10).join(sweep_rows)}
-{backend_md}
+{backend_md}{signing_md}
 ## How each figure is measured
 
 1. **Login throughput.** `wrk` sends `login` mutations for {4 * cores} connections
@@ -262,6 +348,8 @@ core count (its default), `BCRYPT_COST=12` (the default). Total time {elapsed / 
    {cfg['soak_secs']} s, sampling `VmRSS` each second.
 7. **Start-up.** From spawning `auth-server serve` on a new, empty SQLite file to the
    first `200` from `/health` (polled every 2 ms), migrations included.
+8. **Signing (issue 14).** `me` with the load of (3) on servers that differ only in
+   `JWT_ALGORITHM`, taking turns; see the section on ES256 against HS256 above.
 
 ## Query plans of the hot queries (SQLite, large database)
 
