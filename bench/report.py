@@ -155,11 +155,12 @@ The same release binary on two fresh SQLite databases, one server with
 `JWT_ALGORITHM=HS256` (the only algorithm before issue 14) and one with the default,
 ES256. The servers take turns, {n} time{'' if n == 1 else 's'}, the order reversed each
 time; a turn is a 1 s warm-up and 32 connections for {cfg['secs']} s, first with the 1,000
-tokens of the figures above, then with {cold_n} others. With 1,000 tokens each request after the first pass finds
-its token in the cache of verified tokens (1,024 entries, least recently used); {cold_n}
-tokens taken round-robin have each left that cache before they come round again, so every
-request decodes the token and checks its signature. Each figure is the median (min–max)
-over the turns; a ratio pairs the two servers' measurements of the same turn.
+tokens of the figures above, then with {cold_n} others. With 1,000 tokens each request
+after the first pass finds its token in the cache of verified tokens (1,024 entries, least
+recently used); {cold_n} tokens taken round-robin have each left that cache before they
+come round again, so every request decodes the token and checks its signature. Each
+figure is the median (min–max) over the turns; a ratio pairs the two servers'
+measurements of the same turn.
 
 {chr(10).join(lines)}
 {compare_md}"""
