@@ -157,6 +157,7 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let jobs = Jobs::start(self.auth.clone(), self.mail.clone(), self.keys_reload);
+        let events = self.auth.start_event_writer();
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
@@ -169,6 +170,8 @@ impl Application {
         )
         .await;
         jobs.stop();
+        // In-flight requests are answered: store the security events they left buffered.
+        events.finish().await;
         served
     }
 }

@@ -1,9 +1,8 @@
 //! Accounts: registration and login (with the upgrade of an outdated password hash).
 
-use std::net::IpAddr;
-
 use uuid::Uuid;
 
+use super::events::{Client, Event, EventKind};
 use super::tokens::Purpose;
 use super::{Account, AuthService, Issued};
 use crate::domain::{Email, InvalidInput, Password, Username};
@@ -50,6 +49,7 @@ impl AuthService {
         email: Email,
         password: Password,
         username: Option<Username>,
+        client: &Client,
     ) -> Result<Issued, AuthError> {
         self.ensure_available(&email, username.as_ref()).await?;
         let password_hash = self.passwords.hash(&password).await?;
@@ -79,12 +79,19 @@ impl AuthService {
         }
         self.mail_token(&write, &account, Purpose::VerifyEmail, email.as_str(), at)
             .await?;
+        let user = account.id;
         if self.require_verification {
+            let event = Event::success(EventKind::Register, client).user(user);
+            self.record(&write, event, at).await?;
             self.store.commit_write(write).await?;
             self.mail_queued();
             return Err(AuthError::EmailNotVerified);
         }
-        let issued = self.open_session(&write, account, at).await?;
+        let issued = self.open_session(&write, account, at, client).await?;
+        let event = Event::success(EventKind::Register, client)
+            .user(user)
+            .session(issued.session_id);
+        self.record(&write, event, at).await?;
         self.store.commit_write(write).await?;
         self.mail_queued();
         Ok(issued)
@@ -98,7 +105,26 @@ impl AuthService {
         &self,
         identifier: LoginIdentifier,
         password: &str,
-        ip: IpAddr,
+        client: &Client,
+    ) -> Result<Issued, AuthError> {
+        let result = self.check_and_open(identifier, password, client).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(AuthError::InvalidCredentials) => "invalid_credentials",
+            Err(AuthError::EmailNotVerified) => "email_not_verified",
+            Err(AuthError::RateLimited { .. }) => "rate_limited",
+            Err(_) => "error",
+        };
+        metrics::counter!("auth_logins_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    /// [`login`](Self::login), uncounted.
+    async fn check_and_open(
+        &self,
+        identifier: LoginIdentifier,
+        password: &str,
+        client: &Client,
     ) -> Result<Issued, AuthError> {
         let users = self.store.users();
         let found = match &identifier {
@@ -109,17 +135,34 @@ impl AuthService {
             Some(c) => c.account.id.to_string(),
             None => identifier.unknown_bucket(),
         };
-        self.limits.login_as(&bucket)?;
+        let user = found.as_ref().map(|c| c.account.id);
+        if let Err(refused) = self.limits.login_as(&bucket) {
+            self.record_trip("login_account", &bucket, user, client)
+                .await;
+            return Err(refused);
+        }
         let matched = self
             .passwords
             .verify(password, found.as_ref().map(|c| c.password_hash.as_str()))
             .await?;
         let Some(found) = found.filter(|_| matched) else {
+            let mut event =
+                Event::failure(EventKind::Login, client).detail("invalid_credentials");
+            if let Some(user) = user {
+                event = event.user(user);
+            }
+            self.record_alone(event).await;
             return Err(AuthError::InvalidCredentials);
         };
         // Only after the password: an unverified address is no oracle to a guesser.
         if self.require_verification && found.account.email_verified_at.is_none() {
-            self.remail_verification(&found.account, ip).await;
+            let event = Event::failure(EventKind::Login, client)
+                .user(found.account.id)
+                .detail("email_not_verified");
+            self.record_alone(event).await;
+            if let Some(ip) = client.ip {
+                self.remail_verification(&found.account, ip).await;
+            }
             return Err(AuthError::EmailNotVerified);
         }
         if self.passwords.needs_rehash(&found.password_hash) {
@@ -127,14 +170,18 @@ impl AuthService {
         }
         let at = self.now();
         let write = self.store.begin_write().await?;
-        let issued = self.open_session(&write, found.account, at).await?;
+        let issued = self.open_session(&write, found.account, at, client).await?;
+        let event = Event::success(EventKind::Login, client)
+            .user(issued.account.id)
+            .session(issued.session_id);
+        self.record(&write, event, at).await?;
         self.store.commit_write(write).await?;
         Ok(issued)
     }
 
     /// Mails `account` a fresh verification link if the mail budgets allow; never fails
     /// the login it is part of.
-    async fn remail_verification(&self, account: &Account, ip: IpAddr) {
+    async fn remail_verification(&self, account: &Account, ip: std::net::IpAddr) {
         if self.limits.mail(ip, &account.email).is_err() {
             return;
         }

@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use super::events::{Client, Event, EventKind};
 use super::mailing::abort;
 use super::tokens::Purpose;
 use super::{AuthService, Issued, Principal};
@@ -17,16 +18,27 @@ impl AuthService {
         &self,
         user: Uuid,
         password: &str,
+        client: &Client,
     ) -> Result<Credentials, AuthError> {
-        self.limits.login_as(&user.to_string())?;
+        let bucket = user.to_string();
+        if let Err(refused) = self.limits.login_as(&bucket) {
+            self.record_trip("login_account", &bucket, Some(user), client)
+                .await;
+            return Err(refused);
+        }
         let found = self.store.users().credentials_by_id(user).await?;
         let matched = self
             .passwords
             .verify(password, found.as_ref().map(|c| c.password_hash.as_str()))
             .await?;
-        found
-            .filter(|_| matched)
-            .ok_or(AuthError::InvalidCredentials)
+        match found.filter(|_| matched) {
+            Some(found) => Ok(found),
+            None => {
+                let event = Event::failure(EventKind::PasswordCheck, client).user(user);
+                self.record_alone(event).await;
+                Err(AuthError::InvalidCredentials)
+            }
+        }
     }
 
     /// Replaces the caller's password. Every other session of the user is revoked; the
@@ -37,10 +49,11 @@ impl AuthService {
         caller: &Principal,
         current: &str,
         new: Password,
+        client: &Client,
     ) -> Result<Issued, AuthError> {
         let user = caller.account.id;
         let session = caller.session_id;
-        self.check_password(user, current).await?;
+        self.check_password(user, current, client).await?;
         let hash = self.passwords.hash(&new).await?;
         let at = self.now();
         let write = self.store.begin_write().await?;
@@ -75,6 +88,10 @@ impl AuthService {
             return abort(write, AuthError::Unauthenticated).await;
         };
         let issued = self.issue(account, session, refresh, at)?;
+        let event = Event::success(EventKind::PasswordChanged, client)
+            .user(user)
+            .session(session);
+        self.record(&write, event, at).await?;
         self.store.commit_write(write).await?;
         tracing::info!(user_id = %user, "password changed; other sessions revoked");
         Ok(issued)
@@ -87,14 +104,21 @@ impl AuthService {
         &self,
         caller: &Principal,
         password: &str,
+        client: &Client,
     ) -> Result<(), AuthError> {
         let user = caller.account.id;
-        self.check_password(user, password).await?;
+        self.check_password(user, password, client).await?;
+        let at = self.now();
         let write = self.store.begin_write().await?;
         write.outbox().delete_of_user(user).await?;
         if !write.users().delete(user).await? {
             return abort(write, AuthError::Unauthenticated).await;
         }
+        // Kept (no foreign key) until the retention ends, for the operator.
+        let event = Event::success(EventKind::AccountDeleted, client)
+            .user(user)
+            .session(caller.session_id);
+        self.record(&write, event, at).await?;
         self.store.commit_write(write).await?;
         tracing::info!(user_id = %user, "account deleted");
         Ok(())

@@ -3,17 +3,20 @@
 //! One file per flow: [`accounts`] (register, login), [`sessions`] (open, authenticate,
 //! logout, purge), [`rotation`] (refresh), [`verification`] (proving an address, and
 //! changing it), [`recovery`] (a forgotten password), [`credentials`] (changing the
-//! password, deleting the account). [`mailing`] is how a flow mails a token. Every query
-//! is in `crate::store`.
+//! password, deleting the account). [`mailing`] is how a flow mails a token. [`events`]
+//! records what happened, for the user and the operator; [`session_list`] shows a user
+//! their sessions and revokes one. Every query is in `crate::store`.
 
 mod accounts;
 mod credentials;
+pub mod events;
 mod mailing;
 mod model;
 mod passwords;
 mod rate_limit;
 mod recovery;
 mod rotation;
+mod session_list;
 mod sessions;
 pub mod tokens;
 mod verification;
@@ -25,6 +28,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 
 pub use accounts::LoginIdentifier;
+pub use events::{Client, EventWriter};
+pub use session_list::{EventPage, SessionInfo};
 pub use mailing::Outgoing;
 pub use model::{Account, Issued, Principal};
 pub use passwords::PasswordHasher;
@@ -55,6 +60,10 @@ pub struct AuthService {
     outgoing: Outgoing,
     /// Password-reset requests being worked on off the request path (see `recovery`).
     background: Arc<Semaphore>,
+    /// Standalone security events on their way to the table.
+    events: events::EventLog,
+    /// How long security events are kept.
+    events_retention: chrono::Duration,
 }
 
 /// Password-reset requests worked on at once off the request path; more wait for a slot
@@ -94,6 +103,8 @@ impl AuthService {
                 wake: Arc::new(Notify::new()),
             },
             background: Arc::new(Semaphore::new(BACKGROUND_SLOTS)),
+            events: events::EventLog::new(),
+            events_retention: chrono_duration(settings.accounts.security_events_retention),
         }
     }
 
@@ -170,18 +181,49 @@ impl AuthService {
         self.clock.now()
     }
 
-    /// Counts a registration attempt from `ip` (before the input is even looked at).
-    pub fn count_register_attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
-        self.limits.register_from(ip)
+    /// Counts a registration attempt from `client` (before the input is even looked at).
+    pub async fn count_register_attempt(&self, client: &Client) -> Result<(), AuthError> {
+        let Some(ip) = client.ip else { return Ok(()) };
+        let counted = self.limits.register_from(ip);
+        self.trip_on(counted, "register_ip", ip, client).await
     }
 
-    /// Counts a login attempt from `ip` (before the input is even looked at).
-    pub fn count_login_attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
-        self.limits.login_from(ip)
+    /// Counts a login attempt from `client` (before the input is even looked at).
+    pub async fn count_login_attempt(&self, client: &Client) -> Result<(), AuthError> {
+        let Some(ip) = client.ip else { return Ok(()) };
+        let counted = self.limits.login_from(ip);
+        if counted.is_err() {
+            metrics::counter!("auth_logins_total", "outcome" => "rate_limited").increment(1);
+        }
+        self.trip_on(counted, "login_ip", ip, client).await
     }
 
-    /// Counts a mail asked for from `ip` to `address` (normalised; known or not).
-    pub fn count_mail(&self, ip: IpAddr, address: &str) -> Result<(), AuthError> {
-        self.limits.mail(ip, address)
+    /// Counts a mail asked for by `client` to `address` (normalised; known or not).
+    pub async fn count_mail(&self, client: &Client, address: &str) -> Result<(), AuthError> {
+        let Some(ip) = client.ip else { return Ok(()) };
+        match self.limits.mail(ip, address) {
+            Err(refused @ AuthError::RateLimited { .. }) => {
+                // Which of the two budgets refused is the limiter's business; the event
+                // names the pair.
+                self.record_trip("mail", &format!("{ip}/{address}"), None, client)
+                    .await;
+                Err(refused)
+            }
+            other => other,
+        }
+    }
+
+    /// Records a refusal of the per-IP `limit` as a rate-limit trip.
+    async fn trip_on(
+        &self,
+        counted: Result<(), AuthError>,
+        limit: &'static str,
+        ip: IpAddr,
+        client: &Client,
+    ) -> Result<(), AuthError> {
+        if counted.is_err() {
+            self.record_trip(limit, &ip.to_string(), None, client).await;
+        }
+        counted
     }
 }

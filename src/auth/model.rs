@@ -33,4 +33,6 @@ pub struct Issued {
     pub expires_in: i64,
     pub refresh_expires_in: i64,
     pub account: Account,
+    /// The session the pair belongs to.
+    pub session_id: Uuid,
 }

@@ -42,24 +42,24 @@ impl RateLimits {
 
     /// Counts one login attempt from `ip`.
     pub fn login_from(&self, ip: IpAddr) -> Result<(), AuthError> {
-        check(&self.login_ip, &bucket_of(ip))
+        check(&self.login_ip, &bucket_of(ip), "login_ip")
     }
 
     /// Counts one login attempt against `account` (a user id, or the unknown identifier).
     pub fn login_as(&self, account: &str) -> Result<(), AuthError> {
-        check(&self.login_account, &account.to_owned())
+        check(&self.login_account, &account.to_owned(), "login_account")
     }
 
     /// Counts one registration attempt from `ip`.
     pub fn register_from(&self, ip: IpAddr) -> Result<(), AuthError> {
-        check(&self.register_ip, &bucket_of(ip))
+        check(&self.register_ip, &bucket_of(ip), "register_ip")
     }
 
     /// Counts one mail asked for from `ip` to `address` (normalised, known or not): both
     /// budgets are checked, the address's only if the IP's allows it.
     pub fn mail(&self, ip: IpAddr, address: &str) -> Result<(), AuthError> {
-        check(&self.mail_ip, &bucket_of(ip))?;
-        check(&self.mail_address, &address.to_owned())
+        check(&self.mail_ip, &bucket_of(ip), "mail_ip")?;
+        check(&self.mail_address, &address.to_owned(), "mail_address")
     }
 
     /// Forgets keys whose budget is full again; call periodically to bound memory.
@@ -78,11 +78,17 @@ impl RateLimits {
     }
 }
 
-fn check<K: std::hash::Hash + Eq + Clone>(limiter: &Limiter<K>, key: &K) -> Result<(), AuthError> {
+/// Spends one unit of `key`'s budget in `limiter` (named `limit` in the metrics).
+fn check<K: std::hash::Hash + Eq + Clone>(
+    limiter: &Limiter<K>,
+    key: &K,
+    limit: &'static str,
+) -> Result<(), AuthError> {
     let Some(limiter) = limiter else {
         return Ok(());
     };
     limiter.check_key(key).map_err(|not_until| {
+        metrics::counter!("auth_rate_limited_total", "limit" => limit).increment(1);
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         AuthError::RateLimited {
             retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,

@@ -6,11 +6,11 @@
 //! lookup and the write run off the request path, in a task of their own. A bounded number
 //! run at once; a request beyond them waits for a slot whatever its address.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::events::{Client, Event, EventKind};
 use super::mailing::abort;
 use super::tokens::Purpose;
 use super::{AuthService, Issued};
@@ -23,9 +23,9 @@ impl AuthService {
     pub async fn request_password_reset(
         self: &Arc<Self>,
         email: Email,
-        ip: IpAddr,
+        client: &Client,
     ) -> Result<(), AuthError> {
-        self.limits.mail(ip, email.as_str())?;
+        self.count_mail(client, email.as_str()).await?;
         let slot = self
             .background
             .clone()
@@ -69,6 +69,7 @@ impl AuthService {
         raw: &str,
         password: Password,
         caller: Option<Uuid>,
+        client: &Client,
     ) -> Result<Issued, AuthError> {
         let (_, row) = self
             .find_token(raw, &[Purpose::ResetPassword], caller, self.now())
@@ -99,7 +100,11 @@ impl AuthService {
         let Some(account) = users.by_id(row.user_id).await? else {
             return abort(write, AuthError::InvalidToken).await;
         };
-        let issued = self.open_session(&write, account, at).await?;
+        let issued = self.open_session(&write, account, at, client).await?;
+        let event = Event::success(EventKind::PasswordReset, client)
+            .user(row.user_id)
+            .session(issued.session_id);
+        self.record(&write, event, at).await?;
         self.store.commit_write(write).await?;
         tracing::info!(user_id = %row.user_id, "password reset; every other session revoked");
         Ok(issued)

@@ -16,6 +16,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::events::Client;
 use super::tokens::RefreshToken;
 use super::{AuthService, Issued};
 use crate::entity::{refresh_token, session};
@@ -56,25 +57,60 @@ pub fn judge_refresh(
 }
 
 impl AuthService {
-    /// Spends `presented` and returns a new pair. A spent token presented again after the
-    /// grace window revokes its whole session.
-    pub async fn refresh(&self, presented: &str) -> Result<Issued, AuthError> {
-        let token = RefreshToken::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
+    /// Spends `presented` (sent by `client`) and returns a new pair. A spent token
+    /// presented again after the grace window revokes its whole session.
+    pub async fn refresh(&self, presented: &str, client: &Client) -> Result<Issued, AuthError> {
+        let (outcome, result) = self.judge_and_rotate(presented, client).await;
+        metrics::counter!("auth_refreshes_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    /// [`refresh`](Self::refresh), and the outcome it is counted under.
+    async fn judge_and_rotate(
+        &self,
+        presented: &str,
+        client: &Client,
+    ) -> (&'static str, Result<Issued, AuthError>) {
+        let Some(token) = RefreshToken::parse(presented) else {
+            return ("invalid", Err(AuthError::InvalidRefreshToken));
+        };
         let at = self.now();
-        let (row, session) = self.find_refresh(&token).await?;
+        let (row, session) = match self.find_refresh(&token).await {
+            Ok(found) => found,
+            Err(AuthError::InvalidRefreshToken) => {
+                return ("invalid", Err(AuthError::InvalidRefreshToken));
+            }
+            Err(e) => return ("error", Err(e)),
+        };
         match judge_refresh(&row, &session, at, self.reuse_grace) {
-            Presented::SessionDead | Presented::Expired => Err(AuthError::InvalidRefreshToken),
-            Presented::Live => match self.rotate(&token, &row, at).await? {
-                Some(issued) => Ok(issued),
+            Presented::SessionDead | Presented::Expired => {
+                ("invalid", Err(AuthError::InvalidRefreshToken))
+            }
+            Presented::Live => match self.rotate(&token, &row, at, client).await {
+                Ok(Some(issued)) => ("rotated", Ok(issued)),
                 // Another request spent it a moment ago (at `at`, so inside any grace
                 // window): treat it like a retry.
-                None => self.reissue_successor(&token, &session, at).await,
+                Ok(None) => self.grace(&token, &session, at).await,
+                Err(e) => (outcome_of(&e), Err(e)),
             },
-            Presented::InGrace => self.reissue_successor(&token, &session, at).await,
-            Presented::Reused => {
-                self.revoke_for_reuse(session.id).await?;
-                Err(AuthError::InvalidRefreshToken)
-            }
+            Presented::InGrace => self.grace(&token, &session, at).await,
+            Presented::Reused => match self.revoke_for_reuse(&session, client).await {
+                Ok(()) => ("reuse_revoked", Err(AuthError::InvalidRefreshToken)),
+                Err(e) => ("error", Err(e)),
+            },
+        }
+    }
+
+    /// The successor handed out again inside the grace window.
+    async fn grace(
+        &self,
+        token: &RefreshToken,
+        session: &session::Model,
+        at: DateTime<Utc>,
+    ) -> (&'static str, Result<Issued, AuthError>) {
+        match self.reissue_successor(token, session, at).await {
+            Ok(issued) => ("grace", Ok(issued)),
+            Err(e) => (outcome_of(&e), Err(e)),
         }
     }
 
@@ -97,6 +133,7 @@ impl AuthService {
         token: &RefreshToken,
         row: &refresh_token::Model,
         at: DateTime<Utc>,
+        client: &Client,
     ) -> Result<Option<Issued>, AuthError> {
         // The first statement writes, so SQLite takes the write lock (waiting if need be)
         // instead of failing a read transaction's upgrade.
@@ -106,7 +143,11 @@ impl AuthService {
             return Ok(None);
         }
         let expires_at = at + self.refresh_ttl;
-        if !write.sessions().extend(row.session_id, expires_at).await? {
+        if !write
+            .sessions()
+            .refreshed(row.session_id, expires_at, at, client)
+            .await?
+        {
             // Revoked between our read and our write.
             write.rollback().await?;
             return Err(AuthError::InvalidRefreshToken);
@@ -142,6 +183,14 @@ impl AuthService {
         let account = self.store.users().of_session(session.id).await?;
         let account = account.ok_or(AuthError::InvalidRefreshToken)?;
         self.issue(account, session.id, successor, at)
+    }
+}
+
+/// The metrics outcome of a refresh that failed.
+fn outcome_of(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::InvalidRefreshToken => "invalid",
+        _ => "error",
     }
 }
 

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::events::{Client, Event, EventKind};
 use super::rotation::{Presented, judge_refresh};
 use super::tokens::RefreshToken;
 use super::{Account, AuthService, Issued, Principal};
@@ -11,18 +12,19 @@ use crate::error::AuthError;
 use crate::store::Write;
 
 impl AuthService {
-    /// Inserts a session and its first refresh token, and mints the pair.
+    /// Inserts a session of `client` and its first refresh token, and mints the pair.
     pub(super) async fn open_session(
         &self,
         write: &Write,
         account: Account,
         at: DateTime<Utc>,
+        client: &Client,
     ) -> Result<Issued, AuthError> {
         let session_id = Uuid::new_v4();
         let expires_at = at + self.refresh_ttl;
         write
             .sessions()
-            .insert(session_id, account.id, at, expires_at)
+            .insert(session_id, account.id, at, expires_at, client)
             .await?;
         let refresh = self.keys.new_refresh();
         write
@@ -50,6 +52,7 @@ impl AuthService {
             expires_in: self.access_ttl.num_seconds(),
             refresh_expires_in: self.refresh_ttl.num_seconds(),
             account,
+            session_id,
         })
     }
 
@@ -75,13 +78,14 @@ impl AuthService {
         principal: Option<&Principal>,
         refresh: Option<&str>,
         all_sessions: bool,
+        client: &Client,
     ) -> Result<(), AuthError> {
         let mut sessions: Vec<(Uuid, Uuid)> = Vec::new();
         if let Some(p) = principal {
             sessions.push((p.session_id, p.account.id));
         }
         if let Some(raw) = refresh {
-            match self.session_of_refresh(raw).await {
+            match self.session_of_refresh(raw, client).await {
                 Ok(session) => sessions.push((session.id, session.user_id)),
                 // With a valid bearer the caller's session is known; a stale refresh token
                 // (typically that session's, already rotated) must not block the logout.
@@ -93,20 +97,34 @@ impl AuthService {
             return Err(AuthError::Unauthenticated);
         }
         let at = self.now();
-        self.store.ensure_file()?;
-        let table = self.store.sessions();
+        let write = self.store.begin_write().await?;
+        let table = write.sessions();
         if all_sessions {
             let users = sessions.iter().map(|(_, user)| *user);
             table.revoke_all_of(users, at).await?;
         } else {
             table.revoke(sessions.iter().map(|(id, _)| *id), at).await?;
         }
-        self.store.ensure_file()
+        sessions.dedup();
+        let kind = if all_sessions {
+            EventKind::LogoutAll
+        } else {
+            EventKind::Logout
+        };
+        for (session, user) in sessions {
+            let event = Event::success(kind, client).user(user).session(session);
+            self.record(&write, event, at).await?;
+        }
+        self.store.commit_write(write).await
     }
 
     /// The live session a refresh token proves, for logout. A spent token outside the
     /// grace window is reuse, and revokes its session as `refresh` would.
-    async fn session_of_refresh(&self, raw: &str) -> Result<session::Model, AuthError> {
+    async fn session_of_refresh(
+        &self,
+        raw: &str,
+        client: &Client,
+    ) -> Result<session::Model, AuthError> {
         let token = RefreshToken::parse(raw).ok_or(AuthError::InvalidRefreshToken)?;
         let at = self.now();
         let (row, session) = self.find_refresh(&token).await?;
@@ -114,32 +132,40 @@ impl AuthService {
             Presented::Live | Presented::InGrace => Ok(session),
             Presented::SessionDead | Presented::Expired => Err(AuthError::InvalidRefreshToken),
             Presented::Reused => {
-                self.revoke_for_reuse(session.id).await?;
+                self.revoke_for_reuse(&session, client).await?;
                 Err(AuthError::InvalidRefreshToken)
             }
         }
     }
 
-    /// Revokes the session of a spent refresh token presented again.
-    pub(super) async fn revoke_for_reuse(&self, session_id: Uuid) -> Result<(), AuthError> {
-        tracing::warn!(%session_id, "spent refresh token presented again; session revoked");
-        self.store.ensure_file()?;
-        self.store
-            .sessions()
-            .revoke([session_id], self.now())
-            .await?;
-        self.store.ensure_file()
+    /// Revokes the session of a spent refresh token presented again (by `client`).
+    pub(super) async fn revoke_for_reuse(
+        &self,
+        session: &session::Model,
+        client: &Client,
+    ) -> Result<(), AuthError> {
+        tracing::warn!(session_id = %session.id, "spent refresh token presented again; session revoked");
+        let at = self.now();
+        let write = self.store.begin_write().await?;
+        write.sessions().revoke([session.id], at).await?;
+        let event = Event::failure(EventKind::RefreshReuse, client)
+            .user(session.user_id)
+            .session(session.id);
+        self.record(&write, event, at).await?;
+        self.store.commit_write(write).await
     }
 
     /// Deletes what can never be used again: expired refresh and mailed tokens, and sessions that
     /// expired or were revoked more than `keep` ago (their tokens go with them). Spent
     /// tokens of live sessions stay, so a replay is still recognised as reuse.
+    /// Security events older than `SECURITY_EVENTS_RETENTION` go too.
     pub async fn purge_dead_sessions(&self, keep: chrono::Duration) -> Result<u64, AuthError> {
         self.store.ensure_file()?;
         let at = self.now();
         let tokens = self.store.refresh_tokens().delete_expired(at).await?;
         let mailed = self.store.email_tokens().delete_expired(at).await?;
         let sessions = self.store.sessions().delete_dead_before(at - keep).await?;
-        Ok(tokens + mailed + sessions)
+        let events = self.purge_security_events().await?;
+        Ok(tokens + mailed + sessions + events)
     }
 }

@@ -2,11 +2,10 @@
 //! request), `verifyEmail`, and the change of address, which takes effect only when the
 //! new address is proven the same way.
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::events::{Client, Event, EventKind};
 use super::mailing::abort;
 use super::tokens::Purpose;
 use super::{Account, AuthService, Principal};
@@ -22,10 +21,10 @@ impl AuthService {
     pub async fn request_email_verification(
         &self,
         caller: &Principal,
-        ip: IpAddr,
+        client: &Client,
     ) -> Result<(), AuthError> {
         let account = &caller.account;
-        self.limits.mail(ip, &account.email)?;
+        self.count_mail(client, &account.email).await?;
         if account.email_verified_at.is_some() {
             return Ok(());
         }
@@ -44,13 +43,14 @@ impl AuthService {
         &self,
         raw: &str,
         caller: Option<Uuid>,
+        client: &Client,
     ) -> Result<Account, AuthError> {
         let at = self.now();
         let purposes = [Purpose::VerifyEmail, Purpose::ChangeEmail];
         let (purpose, row) = self.find_token(raw, &purposes, caller, at).await?;
         match purpose {
-            Purpose::ChangeEmail => self.move_to_address(row, at).await,
-            _ => self.mark_verified(row, at).await,
+            Purpose::ChangeEmail => self.move_to_address(row, at, client).await,
+            _ => self.mark_verified(row, at, client).await,
         }
     }
 
@@ -58,6 +58,7 @@ impl AuthService {
         &self,
         row: email_token::Model,
         at: DateTime<Utc>,
+        client: &Client,
     ) -> Result<Account, AuthError> {
         let write = self.store.begin_write().await?;
         if !write.email_tokens().consume(row.id, at).await? {
@@ -75,6 +76,8 @@ impl AuthService {
         let Some(account) = account else {
             return abort(write, AuthError::InvalidToken).await;
         };
+        let event = Event::success(EventKind::EmailVerified, client).user(account.id);
+        self.record(&write, event, at).await?;
         self.store.commit_write(write).await?;
         Ok(account)
     }
@@ -83,6 +86,7 @@ impl AuthService {
         &self,
         row: email_token::Model,
         at: DateTime<Utc>,
+        client: &Client,
     ) -> Result<Account, AuthError> {
         let email = Email::parse(&row.email).map_err(AuthError::internal)?;
         let skeleton = email.skeleton_key();
@@ -121,6 +125,8 @@ impl AuthService {
         let Some(account) = users.by_id(row.user_id).await? else {
             return abort(write, AuthError::InvalidToken).await;
         };
+        let event = Event::success(EventKind::EmailChanged, client).user(account.id);
+        self.record(&write, event, at).await?;
         self.store.commit_write(write).await?;
         tracing::info!(user_id = %account.id, "email address changed");
         Ok(account)
@@ -133,7 +139,7 @@ impl AuthService {
         caller: &Principal,
         new: Email,
         password: &str,
-        ip: IpAddr,
+        client: &Client,
     ) -> Result<(), AuthError> {
         let account = &caller.account;
         if new.as_str() == account.email {
@@ -141,8 +147,8 @@ impl AuthService {
                 InvalidInput::new("newEmail", "this is already the account's address").into(),
             );
         }
-        self.limits.mail(ip, new.as_str())?;
-        self.check_password(account.id, password).await?;
+        self.count_mail(client, new.as_str()).await?;
+        self.check_password(account.id, password, client).await?;
         if self
             .store
             .users()

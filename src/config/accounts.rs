@@ -1,6 +1,7 @@
 //! The account-lifecycle section: whether login waits for a verified address
 //! (`REQUIRE_EMAIL_VERIFICATION`), and how long the tokens that mails carry live
-//! (`EMAIL_VERIFICATION_TTL`, `PASSWORD_RESET_TTL`).
+//! (`EMAIL_VERIFICATION_TTL`, `PASSWORD_RESET_TTL`), and how long security events are
+//! kept (`SECURITY_EVENTS_RETENTION`).
 
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct AccountSettings {
     pub verification_ttl: Duration,
     /// Lifetime of a password-reset token: at most 1 h.
     pub reset_ttl: Duration,
+    /// How long security events are kept before the purge job deletes them (90 days).
+    pub security_events_retention: Duration,
 }
 
 impl AccountSettings {
@@ -28,6 +31,7 @@ impl AccountSettings {
             require_email_verification: boolean(get, "REQUIRE_EMAIL_VERIFICATION", false)?,
             verification_ttl: capped(get, "EMAIL_VERIFICATION_TTL", "24h", MAX_VERIFICATION_TTL)?,
             reset_ttl: capped(get, "PASSWORD_RESET_TTL", "1h", MAX_RESET_TTL)?,
+            security_events_retention: nonzero_duration(get, "SECURITY_EVENTS_RETENTION", "90d")?,
         })
     }
 }

@@ -12,6 +12,13 @@ pub struct Model {
     /// The newest refresh token's expiry; access tokens die with the session.
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The last refresh (or the opening); `me` does not move it.
+    pub last_used_at: Option<DateTimeUtc>,
+    /// The client that opened the session, and the one that last refreshed it.
+    pub created_ip: Option<String>,
+    pub created_user_agent: Option<String>,
+    pub last_ip: Option<String>,
+    pub last_user_agent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use crate::auth::{AuthService, Principal};
+use crate::auth::{AuthService, Client, Principal};
 use crate::error::AuthError;
 
 /// Put into each GraphQL operation by the HTTP layer (one per operation of a batch).
@@ -13,14 +13,16 @@ use crate::error::AuthError;
 pub struct RequestContext(Arc<Inner>);
 
 struct Inner {
+    client: Client,
     client_ip: IpAddr,
     bearer: Option<String>,
     principal: OnceCell<Result<Principal, AuthError>>,
 }
 
 impl RequestContext {
-    pub fn new(client_ip: IpAddr, bearer: Option<String>) -> Self {
+    pub fn new(client_ip: IpAddr, user_agent: Option<&str>, bearer: Option<String>) -> Self {
         Self(Arc::new(Inner {
+            client: Client::new(client_ip, user_agent),
             client_ip,
             bearer,
             principal: OnceCell::new(),
@@ -29,6 +31,11 @@ impl RequestContext {
 
     pub fn client_ip(&self) -> IpAddr {
         self.0.client_ip
+    }
+
+    /// The client's address and user agent (bounded), for sessions and security events.
+    pub fn client(&self) -> &Client {
+        &self.0.client
     }
 
     /// The caller, checked once per request however many fields ask.

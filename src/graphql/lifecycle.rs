@@ -37,7 +37,7 @@ impl LifecycleMutation {
         let auth = auth(ctx)?;
         let request = request(ctx)?;
         let principal = request.principal(auth).await?;
-        auth.request_email_verification(&principal, request.client_ip())
+        auth.request_email_verification(&principal, request.client())
             .await?;
         Ok(true)
     }
@@ -47,7 +47,8 @@ impl LifecycleMutation {
     /// not a live one of these kinds.
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<User> {
         let caller = caller(ctx).await?;
-        Ok(auth(ctx)?.verify_email(&token, caller).await?.into())
+        let client = request(ctx)?.client();
+        Ok(auth(ctx)?.verify_email(&token, caller, client).await?.into())
     }
 
     /// Mails a password-reset link if an account has this address. Always `true`: the
@@ -55,7 +56,7 @@ impl LifecycleMutation {
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
         let auth = auth_arc(ctx)?;
         let email = Email::parse(&email)?;
-        auth.request_password_reset(email, request(ctx)?.client_ip())
+        auth.request_password_reset(email, request(ctx)?.client())
             .await?;
         Ok(true)
     }
@@ -70,7 +71,10 @@ impl LifecycleMutation {
     ) -> Result<AuthPayload> {
         let password = renamed("newPassword", Password::parse(&new_password))?;
         let caller = caller(ctx).await?;
-        let issued = auth(ctx)?.reset_password(&token, password, caller).await?;
+        let client = request(ctx)?.client();
+        let issued = auth(ctx)?
+            .reset_password(&token, password, caller, client)
+            .await?;
         Ok(issued.into())
     }
 
@@ -85,9 +89,10 @@ impl LifecycleMutation {
     ) -> Result<AuthPayload> {
         let auth = auth(ctx)?;
         let password = renamed("newPassword", Password::parse(&new_password))?;
-        let principal = request(ctx)?.principal(auth).await?;
+        let request = request(ctx)?;
+        let principal = request.principal(auth).await?;
         let issued = auth
-            .change_password(&principal, &current_password, password)
+            .change_password(&principal, &current_password, password, request.client())
             .await?;
         Ok(issued.into())
     }
@@ -106,7 +111,7 @@ impl LifecycleMutation {
         let request = request(ctx)?;
         let email = renamed("newEmail", Email::parse_new(&new_email))?;
         let principal = request.principal(auth).await?;
-        auth.change_email(&principal, email, &password, request.client_ip())
+        auth.change_email(&principal, email, &password, request.client())
             .await?;
         Ok(true)
     }
@@ -116,8 +121,10 @@ impl LifecycleMutation {
     #[graphql(guard = "Authenticated")]
     async fn delete_account(&self, ctx: &Context<'_>, password: String) -> Result<bool> {
         let auth = auth(ctx)?;
-        let principal = request(ctx)?.principal(auth).await?;
-        auth.delete_account(&principal, &password).await?;
+        let request = request(ctx)?;
+        let principal = request.principal(auth).await?;
+        auth.delete_account(&principal, &password, request.client())
+            .await?;
         Ok(true)
     }
 }

@@ -4,9 +4,9 @@
 //! Two groups, merged into one root: sessions (here) and the account's lifecycle by email
 //! ([`super::lifecycle`]).
 
-use async_graphql::{Context, MergedObject, Object, Result};
+use async_graphql::{Context, ID, MergedObject, Object, Result};
 
-use super::guard::request;
+use super::guard::{Authenticated, request};
 use super::types::{AuthPayload, LoginInput, RegisterInput, auth};
 use crate::auth::LoginIdentifier;
 use crate::domain::{Email, Password, Username};
@@ -25,28 +25,29 @@ impl SessionMutation {
     /// `REQUIRE_EMAIL_VERIFICATION`, no session: `EMAIL_NOT_VERIFIED`).
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let auth = auth(ctx)?;
-        let ip = request(ctx)?.client_ip();
-        auth.count_register_attempt(ip)?;
+        let client = request(ctx)?.client();
+        auth.count_register_attempt(client).await?;
         let email = Email::parse_new(&input.email)?;
         // Registration mails a verification link: it spends the mail budgets too.
-        auth.count_mail(ip, email.as_str())?;
+        auth.count_mail(client, email.as_str()).await?;
         let password = Password::parse(&input.password)?;
         let username = input.username.as_deref().map(Username::parse).transpose()?;
-        Ok(auth.register(email, password, username).await?.into())
+        Ok(auth.register(email, password, username, client).await?.into())
     }
 
     /// Opens a session for an email or username and password.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let auth = auth(ctx)?;
-        let ip = request(ctx)?.client_ip();
-        auth.count_login_attempt(ip)?;
+        let client = request(ctx)?.client();
+        auth.count_login_attempt(client).await?;
         let identifier = LoginIdentifier::parse(input.email.as_deref(), input.username.as_deref())?;
-        Ok(auth.login(identifier, &input.password, ip).await?.into())
+        Ok(auth.login(identifier, &input.password, client).await?.into())
     }
 
     /// Spends a refresh token for a new pair (rotation).
     async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
-        Ok(auth(ctx)?.refresh(&refresh_token).await?.into())
+        let client = request(ctx)?.client();
+        Ok(auth(ctx)?.refresh(&refresh_token, client).await?.into())
     }
 
     /// Ends the caller's session, found by bearer token or by `refreshToken` (enough on its
@@ -58,13 +59,32 @@ impl SessionMutation {
         #[graphql(default = false)] all_sessions: bool,
     ) -> Result<bool> {
         let auth = auth(ctx)?;
-        let principal = match request(ctx)?.principal(auth).await {
+        let request = request(ctx)?;
+        let principal = match request.principal(auth).await {
             Ok(p) => Some(p),
             Err(AuthError::Unauthenticated) => None,
             Err(e) => return Err(e.into()),
         };
-        auth.logout(principal.as_ref(), refresh_token.as_deref(), all_sessions)
-            .await?;
+        auth.logout(
+            principal.as_ref(),
+            refresh_token.as_deref(),
+            all_sessions,
+            request.client(),
+        )
+        .await?;
         Ok(true)
+    }
+
+    /// Ends one of the caller's sessions (see `sessions`): `true` if it was a live
+    /// session of the caller, `false` for any other id. Its access token fails on its
+    /// next use; revoking the caller's own session is a logout.
+    #[graphql(guard = "Authenticated")]
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let auth = auth(ctx)?;
+        let request = request(ctx)?;
+        let principal = request.principal(auth).await?;
+        Ok(auth
+            .revoke_session(&principal, &id, request.client())
+            .await?)
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::auth::{Account, AuthService, Issued};
+use crate::auth::{Account, AuthService, Issued, SessionInfo};
+use crate::entity::security_event;
 use crate::error::AuthError;
 
 // It repeats `auth::Account`'s fields on purpose: the schema is a contract of its own, so a
@@ -64,6 +65,79 @@ impl From<Issued> for AuthPayload {
             expires_in: i.expires_in.try_into().unwrap_or(i32::MAX),
             refresh_expires_in: i.refresh_expires_in.try_into().unwrap_or(i32::MAX),
             user: i.account.into(),
+        }
+    }
+}
+
+/// One of the caller's live sessions: a device or browser signed in.
+#[derive(SimpleObject)]
+pub struct Session {
+    /// Give it to `revokeSession` to sign that device out.
+    pub id: ID,
+    /// Whether this is the session of the access token asking.
+    pub current: bool,
+    pub created_at: DateTime<Utc>,
+    /// The last refresh (or the sign-in); `me` does not move it.
+    pub last_used_at: DateTime<Utc>,
+    /// When it ends unless refreshed.
+    pub expires_at: DateTime<Utc>,
+    /// The user agent at the last refresh (or the sign-in), cut to 256 characters.
+    pub user_agent: Option<String>,
+    /// The client address at the last refresh (or the sign-in).
+    pub ip: Option<String>,
+    /// The user agent that signed in.
+    pub opened_user_agent: Option<String>,
+    /// The client address that signed in.
+    pub opened_ip: Option<String>,
+}
+
+impl From<SessionInfo> for Session {
+    fn from(s: SessionInfo) -> Self {
+        Self {
+            id: ID(s.id.to_string()),
+            current: s.current,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            opened_user_agent: s.opened_user_agent,
+            opened_ip: s.opened_ip,
+        }
+    }
+}
+
+/// Something that happened to the account: a sign-in, a failed one, a logout, a changed
+/// password, a refresh token replayed, a rate limit hit, ...
+#[derive(SimpleObject)]
+pub struct SecurityEvent {
+    pub id: ID,
+    /// `register`, `login`, `refresh_reuse`, `logout`, `logout_all`, `session_revoked`,
+    /// `password_check`, `password_changed`, `password_reset`, `email_verified`,
+    /// `email_changed`, `account_deleted`, `rate_limited`.
+    pub kind: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    pub at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session it concerns, if any.
+    pub session_id: Option<ID>,
+    /// A short qualifier: why a login failed, which limit refused, ...
+    pub detail: Option<String>,
+}
+
+impl From<security_event::Model> for SecurityEvent {
+    fn from(e: security_event::Model) -> Self {
+        Self {
+            id: ID(e.id.to_string()),
+            kind: e.kind,
+            outcome: e.outcome,
+            at: e.at,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            session_id: e.session_id.map(|s| ID(s.to_string())),
+            detail: e.detail,
         }
     }
 }

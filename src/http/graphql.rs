@@ -192,9 +192,12 @@ async fn execute(
 ) -> Response {
     let client_ip = state.client_ip.resolve(peer, headers);
     let bearer = bearer(headers);
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
     // One context per operation: a batched `logout` must not leave a cached caller
     // for the operations after it.
-    let context = || RequestContext::new(client_ip, bearer.clone());
+    let context = || RequestContext::new(client_ip, user_agent, bearer.clone());
     let request = match request {
         BatchRequest::Single(r) => BatchRequest::Single(r.data(context())),
         BatchRequest::Batch(rs) => {

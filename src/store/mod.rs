@@ -13,6 +13,7 @@
 mod email_tokens;
 mod outbox;
 mod refresh_tokens;
+mod security_events;
 mod sessions;
 mod signing_keys;
 mod users;
@@ -24,6 +25,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, Transactio
 pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;
 pub use refresh_tokens::RefreshTokens;
+pub use security_events::{EventCursor, SecurityEvents};
 pub use sessions::Sessions;
 pub use signing_keys::SigningKeys;
 pub use users::{Credentials, NewUser, Users};
@@ -72,6 +74,10 @@ impl Store {
         SigningKeys::on(&self.db)
     }
 
+    pub fn security_events(&self) -> SecurityEvents<'_, DatabaseConnection> {
+        SecurityEvents::on(&self.db, None)
+    }
+
     /// The SQLite file this store writes to, for `/health` to watch too.
     pub fn database_file(&self) -> Option<Arc<DatabaseFile>> {
         self.file.clone()
@@ -99,20 +105,27 @@ impl Store {
         };
         Ok(Write {
             txn: self.db.begin_with_options(options).await?,
+            recorded: std::sync::Mutex::default(),
         })
     }
 
     /// Commits, and succeeds only if the commit did and the file is still ours: a write is
-    /// acknowledged only once it is in the file that the next start opens.
+    /// acknowledged only once it is in the file that the next start opens. The security
+    /// events it carries are announced (logged, counted) then.
     pub async fn commit_write(&self, write: Write) -> Result<(), AuthError> {
         write.txn.commit().await?;
-        self.ensure_file()
+        self.ensure_file()?;
+        let recorded = write.recorded.into_inner().unwrap_or_default();
+        recorded.iter().for_each(crate::auth::events::announce);
+        Ok(())
     }
 }
 
 /// An open write transaction: the tables, inside it.
 pub struct Write {
     txn: DatabaseTransaction,
+    /// The security events inserted, announced when it commits.
+    recorded: std::sync::Mutex<Vec<crate::entity::security_event::Model>>,
 }
 
 impl Write {
@@ -136,6 +149,15 @@ impl Write {
     /// The outbox inside the transaction: a mail queued here goes out only if it commits.
     pub fn outbox(&self) -> Outbox<'_, DatabaseTransaction> {
         Outbox::on(&self.txn)
+    }
+
+    pub fn signing_keys(&self) -> SigningKeys<'_, DatabaseTransaction> {
+        SigningKeys::on(&self.txn)
+    }
+
+    /// Security events inside the transaction: stored only if it commits.
+    pub fn security_events(&self) -> SecurityEvents<'_, DatabaseTransaction> {
+        SecurityEvents::on(&self.txn, Some(&self.recorded))
     }
 
     pub async fn rollback(self) -> Result<(), DbErr> {

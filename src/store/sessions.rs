@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use super::users::{AccountRow, account, account_of_session};
-use crate::auth::Account;
+use crate::auth::{Account, Client};
 use crate::entity::session;
 
 /// The inline SQLite reader, and whether its failure has been logged (once is enough).
@@ -86,12 +87,14 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
         Ok(row.map(account))
     }
 
+    /// Opens a session of `user_id` at `at` for `client`.
     pub async fn insert(
         &self,
         id: Uuid,
         user_id: Uuid,
         at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        client: &Client,
     ) -> Result<(), DbErr> {
         session::Entity::insert(session::ActiveModel {
             id: Set(id),
@@ -99,6 +102,11 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
             created_at: Set(at),
             expires_at: Set(expires_at),
             revoked_at: Set(None),
+            last_used_at: Set(Some(at)),
+            created_ip: Set(client.ip_text()),
+            created_user_agent: Set(client.user_agent.clone()),
+            last_ip: Set(client.ip_text()),
+            last_user_agent: Set(client.user_agent.clone()),
         })
         .exec_without_returning(self.db)
         .await
@@ -114,6 +122,61 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
             .exec(self.db)
             .await?;
         Ok(extended.rows_affected == 1)
+    }
+
+    /// A refresh of an unrevoked session by `client` at `at`: its expiry moves to
+    /// `expires_at` and its last use to `at`. `false` if it was revoked.
+    pub async fn refreshed(
+        &self,
+        id: Uuid,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        client: &Client,
+    ) -> Result<bool, DbErr> {
+        let refreshed = session::Entity::update_many()
+            .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
+            .col_expr(session::Column::LastUsedAt, Expr::value(at))
+            .col_expr(session::Column::LastIp, Expr::value(client.ip_text()))
+            .col_expr(
+                session::Column::LastUserAgent,
+                Expr::value(client.user_agent.clone()),
+            )
+            .filter(session::Column::Id.eq(id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(self.db)
+            .await?;
+        Ok(refreshed.rows_affected == 1)
+    }
+
+    /// The live sessions of `user` at `at`, newest first, at most `limit`.
+    pub async fn live_of(
+        &self,
+        user: Uuid,
+        at: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<session::Model>, DbErr> {
+        session::Entity::find()
+            .filter(session::Column::UserId.eq(user))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(at))
+            .order_by_desc(session::Column::CreatedAt)
+            .order_by_desc(session::Column::Id)
+            .limit(limit)
+            .all(self.db)
+            .await
+    }
+
+    /// Revokes session `id` at `at` if it is a live session of `user`; whether it was.
+    pub async fn revoke_of(&self, id: Uuid, user: Uuid, at: DateTime<Utc>) -> Result<bool, DbErr> {
+        let revoked = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(at))
+            .filter(session::Column::Id.eq(id))
+            .filter(session::Column::UserId.eq(user))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(at))
+            .exec(self.db)
+            .await?;
+        Ok(revoked.rows_affected == 1)
     }
 
     /// Revokes these sessions at `at` (those not revoked already).

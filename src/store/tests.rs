@@ -36,6 +36,7 @@ async fn register(auth: &AuthService, email: &str, username: Option<&str>) -> Pr
             Email::parse(email).unwrap(),
             Password::parse("a long enough password").unwrap(),
             username.map(|u| Username::parse(u).unwrap()),
+            &crate::auth::Client::default(),
         )
         .await
         .unwrap();
@@ -83,7 +84,9 @@ async fn the_inline_sqlite_read_answers_exactly_as_the_pool_does() {
     let refresh_ttl = chrono::Duration::from_std(Settings::defaults().tokens.refresh_ttl).unwrap();
     let later = now() + refresh_ttl + chrono::Duration::seconds(1);
     assert_eq!(inline.live_account(alice.session_id, later), Some(None));
-    auth.logout(Some(&alice), None, false).await.unwrap();
+    auth.logout(Some(&alice), None, false, &crate::auth::Client::default())
+        .await
+        .unwrap();
     assert_eq!(inline.live_account(alice.session_id, now()), Some(None));
     assert_eq!(pool_read(&auth, &alice).await, None);
     assert!(!inline.failed.load(Ordering::Relaxed));

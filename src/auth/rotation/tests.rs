@@ -17,6 +17,11 @@ fn pair() -> (refresh_token::Model, session::Model) {
         created_at: at() - Duration::hours(1),
         expires_at: at() + Duration::hours(1),
         revoked_at: None,
+        last_used_at: None,
+        created_ip: None,
+        created_user_agent: None,
+        last_ip: None,
+        last_user_agent: None,
     };
     let token = refresh_token::Model {
         id: Uuid::new_v4(),

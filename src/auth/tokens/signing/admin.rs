@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 use super::material::{KeyError, KeyPair, SigningAlgorithm};
 use super::ring::{LoadError, key_sealer, row, seal};
 use super::schedule::{KeyState, Timeline, timelines};
+use crate::auth::events::{Client, Event, EventKind};
 use crate::config::{KeySource, TokenSettings};
 use crate::entity::signing_key;
+use crate::error::AuthError;
 use crate::store::Store;
 
 /// One key as `keys list` shows it.
@@ -40,6 +42,8 @@ pub enum AdminError {
     Ephemeral,
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error("database: {0}")]
+    Write(String),
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error("could not make a key: {0}")]
@@ -109,7 +113,11 @@ pub async fn rotate(
         activates_at,
         retired_at: None,
     };
-    store.signing_keys().insert(stored.clone()).await?;
+    let event = Event::success(EventKind::KeyRotated, &Client::default()).detail(pair.kid());
+    let write = store.begin_write().await.map_err(write_error)?;
+    write.signing_keys().insert(stored.clone()).await?;
+    write.security_events().insert(event.row(now)).await?;
+    store.commit_write(write).await.map_err(write_error)?;
     let mut rows = rows;
     rows.push(stored);
     let lines = schedule(&rows, settings)?;
@@ -152,10 +160,20 @@ pub async fn retire(
     if signed(&before) && !signed(&after) {
         return Err(AdminError::OnlySigner(kid.to_owned()));
     }
-    if !store.signing_keys().retire(kid, now).await? {
+    let write = store.begin_write().await.map_err(write_error)?;
+    if !write.signing_keys().retire(kid, now).await? {
+        write.rollback().await?;
         return Err(AdminError::AlreadyRetired(kid.to_owned()));
     }
+    let event = Event::success(EventKind::KeyRetired, &Client::default()).detail(kid);
+    write.security_events().insert(event.row(now)).await?;
+    store.commit_write(write).await.map_err(write_error)?;
     Ok(info(&rows[index], &after[index], now))
+}
+
+/// A failed write transaction, with its cause (the operator reads it).
+fn write_error(e: AuthError) -> AdminError {
+    AdminError::Write(e.internal_cause().unwrap_or_else(|| e.to_string()))
 }
 
 /// On a development start with an empty table (or none that can sign), makes the first key;
