@@ -46,7 +46,9 @@ pub enum KeysAction {
     /// Stop a key signing now (a pending key is cancelled); it stays published until the
     /// tokens it signed have expired.
     Retire {
-        /// The key's kid, as `keys list` shows it.
+        /// The key's kid, as `keys list` shows it. A kid is base64url, so it may begin
+        /// with `-`: it is taken as the kid, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -64,4 +66,23 @@ pub enum MigrateAction {
     Status,
     /// Drop every table and apply all migrations again (destroys data).
     Fresh,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn keys_retire_takes_a_kid_that_begins_with_a_hyphen() {
+        let kid = "-P3q0rW4bq9oM3gdKXAZQx5lBx1m0QMiwyHBsIYGrNk";
+        let cli = Cli::try_parse_from(["auth-server", "keys", "retire", kid]).unwrap();
+        match cli.command {
+            Some(Command::Keys {
+                action: KeysAction::Retire { kid: parsed },
+            }) => assert_eq!(parsed, kid),
+            other => panic!("{other:?}"),
+        }
+    }
 }
