@@ -17,7 +17,9 @@ pub fn init(format: LogFormat) {
         // (formatting them was also a visible cost of every request's span).
         .with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
+        // The target names the source of a line: log collectors select the security
+        // events by `"target":"security_event"`.
+        LogFormat::Json => builder.with_target(true).json().try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
 }
