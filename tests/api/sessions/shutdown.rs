@@ -1,12 +1,13 @@
 //! A clean shutdown loses no security event: the real binary, flooded with failed logins
 //! (each one a buffered event), stopped with SIGTERM, leaves every failure it answered in
-//! `security_events`.
+//! `security_events`: right after the flood, in its middle, and while the table is locked
+//! so that the whole flood still waits in the writer's buffer when the signal comes.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use sea_orm::{ColumnTrait, Database, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use auth_server::entity::security_event;
@@ -175,7 +176,70 @@ async fn a_shutdown_in_the_middle_of_a_flood_stores_every_failure_it_answered(ba
     );
 }
 
+/// A connection holding a lock that makes every insert into `security_events` wait until
+/// [`unlock`]: SQLite's write lock, a PostgreSQL `SHARE` lock, a MySQL `READ` table lock.
+async fn lock_events(backend: Backend, url: &str) -> sea_orm::DatabaseConnection {
+    let mut options = sea_orm::ConnectOptions::new(url.to_owned());
+    // One connection: the lock and its release must run on it.
+    options.max_connections(1).min_connections(1);
+    let db = Database::connect(options)
+        .await
+        .expect("the database answers");
+    let statements: &[&str] = match backend {
+        Backend::Sqlite => &["BEGIN IMMEDIATE"],
+        Backend::Postgres => &["BEGIN", "LOCK TABLE security_events IN SHARE MODE"],
+        Backend::Mysql => &["LOCK TABLES security_events READ"],
+    };
+    for sql in statements {
+        db.execute_unprepared(sql).await.expect("lock");
+    }
+    db
+}
+
+async fn unlock(backend: Backend, db: sea_orm::DatabaseConnection) {
+    let sql = match backend {
+        Backend::Sqlite | Backend::Postgres => "COMMIT",
+        Backend::Mysql => "UNLOCK TABLES",
+    };
+    db.execute_unprepared(sql).await.expect("unlock");
+    db.close().await.ok();
+}
+
+async fn a_shutdown_waits_for_events_the_writer_could_not_store_yet(backend: Backend) {
+    let (_db, url) = create_database(backend).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = start(dir.path(), &url).await;
+    let client = client();
+    registered(&client, &server).await;
+
+    // Every failure is answered, and waits in the writer's buffer: the table is locked.
+    let lock = lock_events(backend, &url).await;
+    let answers: Vec<reqwest::Result<Value>> = (0..FLOOD)
+        .map(|_| post(&client, &server, failed_login()))
+        .collect::<FuturesUnordered<_>>()
+        .collect()
+        .await;
+    for answer in &answers {
+        let body = answer.as_ref().expect("every login is answered");
+        assert!(refused(body), "{body}");
+    }
+    terminate(&server);
+    // The server has stopped taking requests; its writer still waits for the table.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server.try_exit().is_none(),
+        "the server exited with its events unstored:\n{}",
+        server.output()
+    );
+    unlock(backend, lock).await;
+    let status = server.wait_exit(Duration::from_secs(60)).await;
+    assert!(status.success(), "exit {status}:\n{}", server.output());
+
+    assert_eq!(stored_failures(&url).await, FLOOD as u64);
+}
+
 backend_tests!(
     a_clean_shutdown_right_after_a_flood_of_failed_logins_stores_every_one,
     a_shutdown_in_the_middle_of_a_flood_stores_every_failure_it_answered,
+    a_shutdown_waits_for_events_the_writer_could_not_store_yet,
 );
