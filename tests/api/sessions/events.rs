@@ -257,6 +257,47 @@ async fn a_rate_limit_trip_is_an_event_of_the_account(backend: Backend) {
     assert_eq!(trip["sessionId"], Value::Null);
 }
 
+async fn a_trip_of_a_per_ip_limit_is_stored_without_a_user(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.rate_limits.login_per_ip = 1;
+        s.rate_limits.register_per_ip = 1;
+    })
+    .await;
+    let ada = app.register_ok("ada@example.com").await;
+    app.register("bob@example.com", PASSWORD, None)
+        .await
+        .expect_only_error("RATE_LIMITED");
+    app.login_fails_from("Guesser/1", "ada@example.com").await;
+    app.login_from("Guesser/2", "ada@example.com", PASSWORD)
+        .await
+        .expect_only_error("RATE_LIMITED");
+    let db = database(&app).await;
+    let rows = rows_until(&db, "both trips", |rows| {
+        rows.iter().filter(|r| r.kind == "rate_limited").count() == 2
+    })
+    .await;
+    let trips: Vec<&security_event::Model> =
+        rows.iter().filter(|r| r.kind == "rate_limited").collect();
+    let mut details: Vec<&str> = trips.iter().filter_map(|r| r.detail.as_deref()).collect();
+    details.sort_unstable();
+    assert_eq!(details, ["login_ip", "register_ip"], "{trips:#?}");
+    for trip in &trips {
+        assert_eq!(trip.outcome, "failure");
+        assert_eq!(
+            trip.user_id, None,
+            "a per-IP limit names no account: {trip:?}"
+        );
+        assert_eq!(trip.ip.as_deref(), Some(LOOPBACK));
+    }
+    // Not ada's: they name no account.
+    let events = app.events_ok(&ada.access).await;
+    assert!(
+        events.iter().all(|e| e["kind"] != json!("rate_limited")),
+        "{events:#?}"
+    );
+    db.close().await.ok();
+}
+
 async fn a_user_never_sees_another_users_events(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = app.register_from("Ada/1", "ada@example.com").await;
@@ -377,6 +418,7 @@ backend_tests!(
     a_failed_login_appears_within_moments,
     a_failed_login_of_an_unknown_account_is_no_event_of_any_user,
     a_rate_limit_trip_is_an_event_of_the_account,
+    a_trip_of_a_per_ip_limit_is_stored_without_a_user,
     a_user_never_sees_another_users_events,
     no_event_holds_a_password_or_a_token,
     security_events_without_a_valid_access_token_is_unauthenticated,
