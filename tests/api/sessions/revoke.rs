@@ -61,7 +61,7 @@ async fn revoke_session_is_false_for_an_unknown_a_foreign_and_an_already_revoked
         "another user's, spelled in capitals"
     );
     assert!(app.me_ok(&bob.access).await, "bob's session stays live");
-    assert_eq!(ids(&app.sessions_ok(&bob.access).await), [bobs.clone()]);
+    assert_eq!(ids(&app.sessions_ok(&bob.access).await), [bobs]);
     let bob_rotated = app.refresh(&bob.refresh).await;
     bob_rotated.expect_success();
 
