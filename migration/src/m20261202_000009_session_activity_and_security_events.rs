@@ -95,11 +95,7 @@ impl MigrationTrait for Migration {
                     // (an account's deletion is itself an event); retention deletes it.
                     .col(ColumnDef::new(SecurityEvents::UserId).uuid().null())
                     .col(ColumnDef::new(SecurityEvents::SessionId).uuid().null())
-                    .col(
-                        ColumnDef::new(SecurityEvents::Ip)
-                            .string_len(IP_LEN)
-                            .null(),
-                    )
+                    .col(ColumnDef::new(SecurityEvents::Ip).string_len(IP_LEN).null())
                     .col(
                         ColumnDef::new(SecurityEvents::UserAgent)
                             .string_len(USER_AGENT_LEN)

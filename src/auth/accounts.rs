@@ -146,8 +146,7 @@ impl AuthService {
             .verify(password, found.as_ref().map(|c| c.password_hash.as_str()))
             .await?;
         let Some(found) = found.filter(|_| matched) else {
-            let mut event =
-                Event::failure(EventKind::Login, client).detail("invalid_credentials");
+            let mut event = Event::failure(EventKind::Login, client).detail("invalid_credentials");
             if let Some(user) = user {
                 event = event.user(user);
             }

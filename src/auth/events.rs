@@ -352,9 +352,8 @@ impl AuthService {
     pub fn start_event_writer(self: &Arc<Self>) -> EventWriter {
         let receiver = self.events.receiver.lock().ok().and_then(|mut r| r.take());
         let closing = Arc::new(Notify::new());
-        let task = receiver.map(|receiver| {
-            tokio::spawn(write_events(self.clone(), receiver, closing.clone()))
-        });
+        let task = receiver
+            .map(|receiver| tokio::spawn(write_events(self.clone(), receiver, closing.clone())));
         EventWriter { task, closing }
     }
 

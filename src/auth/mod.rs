@@ -29,11 +29,11 @@ use tokio::sync::{Notify, Semaphore};
 
 pub use accounts::LoginIdentifier;
 pub use events::{Client, EventWriter};
-pub use session_list::{EventPage, SessionInfo};
 pub use mailing::Outgoing;
 pub use model::{Account, Issued, Principal};
 pub use passwords::PasswordHasher;
 pub use rate_limit::RateLimits;
+pub use session_list::{EventPage, SessionInfo};
 use tokens::TokenKeys;
 use tokens::signing::{self, KeyRing, LoadError, StartError};
 

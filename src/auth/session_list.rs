@@ -80,7 +80,11 @@ impl AuthService {
             .map_err(|_| InvalidInput::new("id", "not a session id (a UUID)"))?;
         let at = self.now();
         let write = self.store.begin_write().await?;
-        if !write.sessions().revoke_of(id, caller.account.id, at).await? {
+        if !write
+            .sessions()
+            .revoke_of(id, caller.account.id, at)
+            .await?
+        {
             write.rollback().await?;
             return Ok(false);
         }
@@ -106,11 +110,9 @@ impl AuthService {
         after: Option<&str>,
     ) -> Result<EventPage, AuthError> {
         if !(1..=MAX_PAGE).contains(&first) {
-            return Err(InvalidInput::new(
-                "first",
-                format!("must be between 1 and {MAX_PAGE}"),
-            )
-            .into());
+            return Err(
+                InvalidInput::new("first", format!("must be between 1 and {MAX_PAGE}")).into(),
+            );
         }
         let cursor = after.map(decode_cursor).transpose()?;
         let limit = u64::try_from(first).unwrap_or(1);

@@ -48,7 +48,10 @@ impl LifecycleMutation {
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<User> {
         let caller = caller(ctx).await?;
         let client = request(ctx)?.client();
-        Ok(auth(ctx)?.verify_email(&token, caller, client).await?.into())
+        Ok(auth(ctx)?
+            .verify_email(&token, caller, client)
+            .await?
+            .into())
     }
 
     /// Mails a password-reset link if an account has this address. Always `true`: the

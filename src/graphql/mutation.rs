@@ -32,7 +32,10 @@ impl SessionMutation {
         auth.count_mail(client, email.as_str()).await?;
         let password = Password::parse(&input.password)?;
         let username = input.username.as_deref().map(Username::parse).transpose()?;
-        Ok(auth.register(email, password, username, client).await?.into())
+        Ok(auth
+            .register(email, password, username, client)
+            .await?
+            .into())
     }
 
     /// Opens a session for an email or username and password.
@@ -41,7 +44,10 @@ impl SessionMutation {
         let client = request(ctx)?.client();
         auth.count_login_attempt(client).await?;
         let identifier = LoginIdentifier::parse(input.email.as_deref(), input.username.as_deref())?;
-        Ok(auth.login(identifier, &input.password, client).await?.into())
+        Ok(auth
+            .login(identifier, &input.password, client)
+            .await?
+            .into())
     }
 
     /// Spends a refresh token for a new pair (rotation).

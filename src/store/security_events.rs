@@ -46,7 +46,9 @@ impl<'a, C: ConnectionTrait> SecurityEvents<'a, C> {
         if rows.is_empty() {
             return Ok(());
         }
-        let rows = rows.into_iter().map(sea_orm::IntoActiveModel::into_active_model);
+        let rows = rows
+            .into_iter()
+            .map(sea_orm::IntoActiveModel::into_active_model);
         security_event::Entity::insert_many(rows)
             .exec_without_returning(self.db)
             .await
