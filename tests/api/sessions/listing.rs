@@ -203,6 +203,48 @@ async fn a_user_agent_of_ten_thousand_characters_is_stored_cut_to_256(backend: B
     }
 }
 
+async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("a CIDR")];
+    })
+    .await;
+    let login = |ip: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .post_json(
+                    json!({
+                        "query": format!("mutation($i: LoginInput!) {{ login(input: $i) {{ {PAYLOAD} }} }}"),
+                        "variables": {"i": {"email": "ada@example.com", "password": PASSWORD}},
+                    }),
+                    None,
+                    &[("x-forwarded-for", ip), ("user-agent", "Proxied/1")],
+                )
+                .await;
+            Tokens::from_payload(r.data("login"))
+        }
+    };
+    app.register_ok("ada@example.com").await;
+    let v4 = login("203.0.113.7").await;
+    let v6 = login("2001:db8::1").await;
+    let listed = app.sessions_ok(&v4.access).await;
+    assert_eq!(
+        session(&listed, &sid(&v4.access))["ip"],
+        json!("203.0.113.7")
+    );
+    assert_eq!(
+        session(&listed, &sid(&v4.access))["openedIp"],
+        json!("203.0.113.7")
+    );
+    assert_eq!(
+        session(&listed, &sid(&v6.access))["ip"],
+        json!("2001:db8::1")
+    );
+    let events = app.events_ok(&v6.access).await;
+    assert_eq!(events[0]["ip"], json!("2001:db8::1"), "{events:#?}");
+    assert_eq!(events[1]["ip"], json!("203.0.113.7"), "{events:#?}");
+}
+
 async fn sessions_without_a_valid_access_token_is_unauthenticated(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sessions(None)
@@ -230,5 +272,6 @@ backend_tests!(
     revoked_and_expired_sessions_are_not_listed,
     another_users_sessions_are_never_listed,
     a_user_agent_of_ten_thousand_characters_is_stored_cut_to_256,
+    behind_a_trusted_proxy_the_forwarded_client_address_is_recorded,
     sessions_without_a_valid_access_token_is_unauthenticated,
 );

@@ -2,6 +2,8 @@
 //! access token then fails at once, and whose refresh token is refused), `false` for any
 //! other well-formed id, alike; a malformed id is `BAD_USER_INPUT` on `id`.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::{ids, sid};
@@ -98,6 +100,49 @@ async fn revoke_session_is_false_for_an_unknown_a_foreign_and_an_already_revoked
     );
 }
 
+async fn revoke_session_is_false_for_the_callers_expired_session(backend: Backend) {
+    let (app, clock) = spawn_app_with_clock(backend, |s| {
+        s.tokens.refresh_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    let old = app.register_ok("ada@example.com").await;
+    clock.advance(Duration::from_secs(59 * 60));
+    let caller = app.login_ok_from("Caller/1", "ada@example.com").await;
+    clock.advance(Duration::from_secs(2 * 60));
+    assert!(
+        !app.revoke_session(&caller.access, &sid(&old.access)).await,
+        "an expired session is not live"
+    );
+    let events = app.events_ok(&caller.access).await;
+    assert!(
+        events.iter().all(|e| e["kind"] != json!("session_revoked")),
+        "{events:#?}"
+    );
+}
+
+async fn revoking_one_session_twice_at_once_answers_true_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.register_ok("ada@example.com").await;
+    let target = app.login_ok_from("Target/1", "ada@example.com").await;
+    let id = sid(&target.access);
+    let answers =
+        futures::future::join_all((0..4).map(|_| app.revoke_session(&ada.access, &id))).await;
+    assert_eq!(
+        answers.iter().filter(|revoked| **revoked).count(),
+        1,
+        "{answers:?}"
+    );
+    let events = app.events_ok(&ada.access).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == json!("session_revoked"))
+            .count(),
+        1,
+        "{events:#?}"
+    );
+}
+
 async fn revoke_session_refuses_a_malformed_id_as_bad_input_on_id(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = app.register_ok("ada@example.com").await;
@@ -165,6 +210,8 @@ async fn revoke_session_without_a_valid_access_token_is_unauthenticated(backend:
 backend_tests!(
     revoke_session_ends_another_of_the_callers_sessions_at_once,
     revoke_session_is_false_for_an_unknown_a_foreign_and_an_already_revoked_session,
+    revoke_session_is_false_for_the_callers_expired_session,
+    revoking_one_session_twice_at_once_answers_true_once,
     revoke_session_refuses_a_malformed_id_as_bad_input_on_id,
     revoking_ones_own_current_session_is_a_logout,
     revoke_session_without_a_valid_access_token_is_unauthenticated,
