@@ -30,6 +30,7 @@ mod register;
 mod resilience;
 mod schema;
 mod server_process;
+mod sessions;
 mod smtp;
 mod storage_failures;
 mod tokens;

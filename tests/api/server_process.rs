@@ -104,6 +104,11 @@ impl ServerProcess {
         }
     }
 
+    /// Its exit status if it has exited, without waiting.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+
     /// Waits for it to exit, within `limit`; panics with its output otherwise.
     pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let started = Instant::now();

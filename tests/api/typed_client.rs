@@ -5,9 +5,11 @@
 //! The derive checks every operation against `schema.graphql` at compile time: an
 //! operation that no longer matches the schema (a renamed field, a changed argument
 //! type) fails the build of this test binary, so a breaking schema change shows here.
-//! The account-lifecycle operations are in `lifecycle.rs`.
+//! The account-lifecycle operations are in `lifecycle.rs`, the session ones (`sessions`,
+//! `revokeSession`, `securityEvents`) in `sessions.rs`.
 
 mod lifecycle;
+mod sessions;
 
 use graphql_client::{GraphQLQuery, QueryBody, Response};
 use reqwest::StatusCode;

@@ -23,6 +23,9 @@ import {
   RequestEmailVerificationDocument,
   RequestPasswordResetDocument,
   ResetPasswordDocument,
+  RevokeSessionDocument,
+  SecurityEventsDocument,
+  SessionsDocument,
   VerifyEmailDocument,
 } from "./generated/graphql.js";
 
@@ -240,7 +243,64 @@ async function withLifecycle(): Promise<void> {
   );
 }
 
+async function withSessions(): Promise<void> {
+  const client = new GraphQLClient(url, { fetch: recordingFetch });
+  const email = `sessions-${run}@example.com`;
+
+  const { register } = await client.request(RegisterDocument, { input: { email, password } });
+  const { login } = await client.request(LoginDocument, { input: { email, password } });
+  const { sessions } = await client.request(SessionsDocument, {}, bearer(register.accessToken));
+  assert.equal(sessions.length, 2);
+  assert.equal(sessions.filter((s) => s.current).length, 1);
+  const other = sessions.find((s) => !s.current);
+  assert.ok(other, "the session opened by login is listed");
+  assert.ok(Date.parse(other.expiresAt) > Date.parse(other.createdAt));
+
+  const { revokeSession } = await client.request(
+    RevokeSessionDocument,
+    { id: other.id },
+    bearer(register.accessToken),
+  );
+  assert.equal(revokeSession, true);
+  await expectCode("UNAUTHENTICATED", client.request(MeDocument, {}, bearer(login.accessToken)));
+  await expectCode(
+    "BAD_USER_INPUT",
+    client.request(RevokeSessionDocument, { id: "nope" }, bearer(register.accessToken)),
+  );
+
+  // register, login, session_revoked: newest first, a page of two and then the rest.
+  const page = await client.request(
+    SecurityEventsDocument,
+    { first: 2 },
+    bearer(register.accessToken),
+  );
+  const first = page.securityEvents;
+  assert.deepEqual(
+    first.edges.map((e) => e.node.kind),
+    ["session_revoked", "login"],
+  );
+  assert.equal(first.edges[0]?.node.sessionId, other.id);
+  assert.equal(first.pageInfo.hasNextPage, true);
+  assert.equal(first.pageInfo.endCursor, first.edges[1]?.cursor);
+  const next = await client.request(
+    SecurityEventsDocument,
+    { first: 2, after: first.pageInfo.endCursor },
+    bearer(register.accessToken),
+  );
+  assert.deepEqual(
+    next.securityEvents.edges.map((e) => e.node.kind),
+    ["register"],
+  );
+  assert.equal(next.securityEvents.pageInfo.hasNextPage, false);
+  await expectCode(
+    "BAD_USER_INPUT",
+    client.request(SecurityEventsDocument, { first: 101 }, bearer(register.accessToken)),
+  );
+  console.log("sessions: sessions → revokeSession → securityEvents (two pages): ok");
+}
+
 await withGraphqlRequest();
 await withApollo();
 await withLifecycle();
+await withSessions();
 console.log("typescript-client flow: all ok");
