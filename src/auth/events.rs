@@ -351,16 +351,21 @@ impl AuthService {
     /// writer with nothing to do).
     pub fn start_event_writer(self: &Arc<Self>) -> EventWriter {
         let receiver = self.events.receiver.lock().ok().and_then(|mut r| r.take());
-        let closing = Arc::new(Notify::new());
+        let closing = Arc::new(Closing::default());
         let task = receiver
             .map(|receiver| tokio::spawn(write_events(self.clone(), receiver, closing.clone())));
         EventWriter { task, closing }
     }
 
-    /// Stores a batch of standalone events, retrying a failure a few times.
-    async fn store_events(&self, batch: Vec<security_event::Model>) {
+    /// Stores a batch of standalone events. A failure (the database down, the table
+    /// locked) is retried, backing off to every 5 s, for as long as the server runs, while
+    /// the buffer makes new events wait in their requests; once the server is stopping,
+    /// for at most [`SHUTDOWN_PATIENCE`] more, after which the batch is given up (every
+    /// event in it is in the log).
+    async fn store_events(&self, batch: Vec<security_event::Model>, closing: &Closing) {
         let mut delay = std::time::Duration::from_millis(100);
-        for attempt in 1..=4 {
+        let mut deadline = None;
+        loop {
             let stored = async {
                 self.store.ensure_file()?;
                 self.store
@@ -369,33 +374,51 @@ impl AuthService {
                     .await?;
                 self.store.ensure_file()
             };
-            match stored.await {
+            let error = match stored.await {
                 Ok(()) => return,
-                Err(error) if attempt < 4 => {
-                    tracing::warn!(%error, events = batch.len(), "security events not stored yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                }
-                Err(error) => {
+                Err(error) => error,
+            };
+            if closing.flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let deadline = *deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_PATIENCE);
+                if tokio::time::Instant::now() >= deadline {
                     tracing::error!(%error, events = batch.len(),
-                        "security events not stored (each is in the log)");
+                        "security events not stored before shutdown (each is in the log)");
+                    return;
                 }
             }
+            tracing::warn!(%error, events = batch.len(), "security events not stored yet; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(5));
         }
     }
+}
+
+/// How long a stopping server keeps retrying a batch the database refuses.
+const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The writer's stop signal: the flag for a retry loop to see, the bell for the idle
+/// writer.
+#[derive(Default)]
+struct Closing {
+    flag: std::sync::atomic::AtomicBool,
+    bell: Notify,
 }
 
 /// The running writer of standalone events.
 pub struct EventWriter {
     task: Option<JoinHandle<()>>,
-    closing: Arc<Notify>,
+    closing: Arc<Closing>,
 }
 
 impl EventWriter {
     /// Stores every event still buffered, then stops. Call after the server has stopped
     /// taking requests: events recorded later are stored by their own request.
     pub async fn finish(self) {
-        self.closing.notify_one();
+        self.closing
+            .flag
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.closing.bell.notify_one();
         if let Some(task) = self.task
             && let Err(error) = task.await
         {
@@ -407,23 +430,25 @@ impl EventWriter {
 async fn write_events(
     auth: Arc<AuthService>,
     mut receiver: mpsc::Receiver<security_event::Model>,
-    closing: Arc<Notify>,
+    closing: Arc<Closing>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let closed = tokio::select! {
             biased;
             received = receiver.recv_many(&mut batch, BATCH) => received == 0,
-            () = closing.notified() => true,
+            () = closing.bell.notified() => true,
         };
         if closed {
             // No more sends succeed; take what was sent before.
             receiver.close();
             while receiver.recv_many(&mut batch, BATCH).await > 0 {
-                auth.store_events(std::mem::take(&mut batch)).await;
+                auth.store_events(std::mem::take(&mut batch), &closing)
+                    .await;
             }
             return;
         }
-        auth.store_events(std::mem::take(&mut batch)).await;
+        auth.store_events(std::mem::take(&mut batch), &closing)
+            .await;
     }
 }

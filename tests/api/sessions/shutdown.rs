@@ -20,22 +20,23 @@ const FLOOD: usize = 300;
 
 /// The binary on `url` with every rate limit off.
 async fn start(dir: &std::path::Path, url: &str) -> ServerProcess {
-    let mut server = spawn(
-        dir,
-        url,
-        &["serve"],
-        &[
-            ("RATE_LIMIT_LOGIN_PER_IP", "0"),
-            ("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0"),
-            ("RATE_LIMIT_REGISTER_PER_IP", "0"),
-            ("RATE_LIMIT_MAIL_PER_IP", "0"),
-            ("RATE_LIMIT_MAIL_PER_ADDRESS", "0"),
-            // The hashing queue sheds load beyond 64 waiting (RATE_LIMITED): room for all.
-            ("PASSWORD_HASH_QUEUE", "1024"),
-            ("RUST_LOG", "warn"),
-        ],
-        &[],
-    );
+    start_with(dir, url, &[]).await
+}
+
+/// As [`start`], with `extra` settings.
+async fn start_with(dir: &std::path::Path, url: &str, extra: &[(&str, &str)]) -> ServerProcess {
+    let mut env = vec![
+        ("RATE_LIMIT_LOGIN_PER_IP", "0"),
+        ("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0"),
+        ("RATE_LIMIT_REGISTER_PER_IP", "0"),
+        ("RATE_LIMIT_MAIL_PER_IP", "0"),
+        ("RATE_LIMIT_MAIL_PER_ADDRESS", "0"),
+        // The hashing queue sheds load beyond 64 waiting (RATE_LIMITED): room for all.
+        ("PASSWORD_HASH_QUEUE", "1024"),
+        ("RUST_LOG", "warn"),
+    ];
+    env.extend_from_slice(extra);
+    let mut server = spawn(dir, url, &["serve"], &env, &[]);
     server.wait_healthy(Duration::from_secs(60)).await;
     server
 }
@@ -238,7 +239,49 @@ async fn a_shutdown_waits_for_events_the_writer_could_not_store_yet(backend: Bac
     assert_eq!(stored_failures(&url).await, FLOOD as u64);
 }
 
+/// A running server keeps retrying events the database refuses, however long it refuses
+/// them (it used to give a batch up after four tries, about 6 s at a 1 s statement
+/// timeout): once the table takes writes again, every one is stored.
+async fn events_the_database_refuses_for_a_while_are_stored_once_it_takes_them(backend: Backend) {
+    const FAILURES: usize = 40;
+    let (_db, url) = create_database(backend).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_with(dir.path(), &url, &[("DATABASE_STATEMENT_TIMEOUT", "1s")]).await;
+    let client = client();
+    registered(&client, &server).await;
+
+    let lock = lock_events(backend, &url).await;
+    let answers: Vec<reqwest::Result<Value>> = (0..FAILURES)
+        .map(|_| post(&client, &server, failed_login()))
+        .collect::<FuturesUnordered<_>>()
+        .collect()
+        .await;
+    for answer in &answers {
+        let body = answer.as_ref().expect("every login is answered");
+        assert!(refused(body), "{body}");
+    }
+    // Longer than the old four tries took to give up (the lock is another process's:
+    // no clock of ours can be moved instead).
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    unlock(backend, lock).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored = stored_failures(&url).await;
+        if stored == FAILURES as u64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{stored} of {FAILURES} stored:\n{}",
+            server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 backend_tests!(
+    events_the_database_refuses_for_a_while_are_stored_once_it_takes_them,
     a_clean_shutdown_right_after_a_flood_of_failed_logins_stores_every_one,
     a_shutdown_in_the_middle_of_a_flood_stores_every_failure_it_answered,
     a_shutdown_waits_for_events_the_writer_could_not_store_yet,
