@@ -10,6 +10,7 @@
 mod events;
 mod key_rotation;
 mod listing;
+mod log_lines;
 mod pagination;
 mod retention;
 mod revoke;
