@@ -37,7 +37,7 @@ pub enum StartupError {
 }
 
 /// What the server is handed rather than building itself, so that tests can substitute
-/// them (later also the metrics handle).
+/// them.
 #[derive(Debug, Clone, Default)]
 pub struct Collaborators {
     /// The time every expiry is judged by (rate limiters keep their own).
