@@ -35,12 +35,12 @@ PROFILES = {
     "full": dict(
         runs=3, secs=8, light_secs=8, login_secs=12, sweep=[1, 4, 16, 64, 256], sweep_secs=4,
         soak_secs=60, large_users=1_000_000, small_users=1_000, bcrypt_rounds=5, startups=5,
-        alternations=3,
+        alternations=3, metrics_alternations=5,
     ),
     "smoke": dict(
         runs=1, secs=2, light_secs=2, login_secs=3, sweep=[1, 16, 256], sweep_secs=1,
         soak_secs=4, large_users=20_000, small_users=1_000, bcrypt_rounds=2, startups=1,
-        alternations=1,
+        alternations=1, metrics_alternations=1,
     ),
 }
 HOT = 1_000            # sessions whose tokens the load uses (all of the small database)
@@ -55,6 +55,9 @@ WRK_THREADS = 1
 # (VERIFIED_CAPACITY = 1,024 in src/auth/tokens/access.rs), so every request verifies.
 ALGORITHMS = ("HS256", "ES256")
 COLD_TOKENS = 4_096
+# The metrics figure: how often the server with METRICS_ADDR is scraped during its turns
+# (Prometheus's default is 1 m, a common setting 15 s; 1 s is on the costly side).
+SCRAPE_EVERY_S = 1.0
 
 
 def log(msg):
@@ -130,7 +133,7 @@ class Server:
             "RATE_LIMIT_MAIL_PER_ADDRESS": "0",
         })
         for var in ("RUST_LOG", "PASSWORD_HASH_WORKERS", "DATABASE_MAX_CONNECTIONS",
-                    "JWT_ALGORITHM"):
+                    "JWT_ALGORITHM", "METRICS_ADDR"):
             self.env.pop(var, None)
         self.env.update(env or {})
         self.logfile = open(os.path.join(self.dir, "server.log"), "w")
@@ -394,6 +397,67 @@ def signing(out, cfg, hash_, compare=None):
             srv.stop()
 
 
+def metrics_cost(out, cfg, hash_):
+    """`me` on two servers that differ only in `METRICS_ADDR`, interleaved.
+
+    The release binary on two fresh SQLite databases, one without `METRICS_ADDR` (no
+    recorder: every metric is a no-op) and one with it, scraped every SCRAPE_EVERY_S while
+    it is measured. Each is seeded with the HOT tokens of the main `me` figure. The servers
+    take turns, the order reversed every alternation; a turn is a 1 s warm-up and the
+    measurement (THROUGHPUT_CONNS connections, cfg["secs"]).
+    """
+    servers = {}
+    scrapes = {"count": 0, "bytes": 0, "failed": 0}
+    try:
+        for name in ("off", "on"):
+            env = {"METRICS_ADDR": f"127.0.0.1:{free_port()}"} if name == "on" else {}
+            srv = Server(out, f"metrics-{name}", f"sqlite://{out}/metrics-{name}/auth.db?mode=rwc",
+                         env=env)
+            srv.metrics_port = int(env["METRICS_ADDR"].rsplit(":", 1)[1]) if env else None
+            servers[name] = (srv, srv.seed(hash_, HOT, 0, 0, "hot"))
+        res = {name: [] for name in servers}
+        names = list(servers)
+        for k in range(cfg["metrics_alternations"]):
+            for name in (names if k % 2 == 0 else names[::-1]):
+                srv, tokens = servers[name]
+                wrk(srv.url, "me", tokens.access, THROUGHPUT_CONNS, 1)
+                stop = threading.Event()
+
+                def scrape(port=srv.metrics_port):
+                    while port and not stop.wait(SCRAPE_EVERY_S):
+                        try:
+                            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                            conn.request("GET", "/metrics")
+                            resp = conn.getresponse()
+                            body = resp.read()
+                            conn.close()
+                            scrapes["count"] += 1
+                            scrapes["bytes"] = len(body)
+                            if resp.status != 200:
+                                scrapes["failed"] += 1
+                        except OSError:
+                            scrapes["failed"] += 1
+                scraper = threading.Thread(target=scrape)
+                scraper.start()
+                try:
+                    res[name].append(check(
+                        wrk(srv.url, "me", tokens.access, THROUGHPUT_CONNS, cfg["secs"]),
+                        f"metrics {name} me"))
+                finally:
+                    stop.set()
+                    scraper.join(timeout=10)
+            log(f"metrics, alternation {k + 1}: off {res['off'][-1]['rps']:.0f}/s, "
+                f"on {res['on'][-1]['rps']:.0f}/s")
+        if scrapes["count"] == 0 or scrapes["failed"]:
+            raise RuntimeError(f"metrics: {scrapes['count']} scrapes, {scrapes['failed']} failed")
+        return {"servers": res, "alternations": cfg["metrics_alternations"],
+                "scrape_every_s": SCRAPE_EVERY_S, "scrapes": scrapes["count"],
+                "scrape_bytes": scrapes["bytes"]}
+    finally:
+        for srv, _ in servers.values():
+            srv.stop()
+
+
 def cpu_clock():
     """(CPU seconds the machine spent busy, stolen seconds, CPU seconds of this process and
     its waited-for children, monotonic time). Busy counts interrupts too: the loopback
@@ -442,6 +506,9 @@ def main():
                     "`me` on, interleaved with the HS256/ES256 comparison")
     ap.add_argument("--compare-label", metavar="TEXT",
                     help="how the report names --compare-binary (default: its path)")
+    ap.add_argument("--only-metrics", action="store_true",
+                    help="measure only `me` with metrics on and off; prints the section and "
+                    "writes it to the run's directory (BENCHMARKS.md is left alone)")
     args = ap.parse_args()
     compare = None
     if args.compare_binary:
@@ -475,6 +542,24 @@ def main():
         return statistics.median(json.loads(r.stdout)["verify_secs"])
     first = json.loads(sh([TOOL, "bcrypt", "12", "1"], 300).stdout)
     hash_ = first["hash"]
+
+    if args.only_metrics:
+        first = json.loads(sh([TOOL, "bcrypt", "12", "1"], 300).stdout)
+        log(f"metrics: `me` with METRICS_ADDR and without, {cfg['metrics_alternations']} "
+            f"alternation(s)")
+        measured = metrics_cost(out, cfg, first["hash"])
+        import report  # bench/report.py
+        others, stolen = other_cores(clock_before, cpu_clock())
+        section = report.metrics_section(measured, cfg, stats)[1]
+        section += (f"\nOther programs used {others:.2f} cores on average during the run, "
+                    f"{stolen:.2f} stolen; load average {load_before:.1f} at the start.\n")
+        with open(os.path.join(out, "metrics.md"), "w") as f:
+            f.write(section)
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump({"cfg": cfg, "metrics": measured}, f, indent=1, default=str)
+        print(section)
+        log(f"done in {(time.monotonic() - started) / 60:.1f} min: {out}/metrics.md")
+        return
 
     log("start-up times on empty databases")
     startups = startup_times(out, cfg["startups"])
@@ -511,6 +596,10 @@ def main():
         f"{cfg['alternations']} alternation(s)")
     signed = signing(out, cfg, hash_, compare)
 
+    log(f"metrics: `me` with METRICS_ADDR and without, {cfg['metrics_alternations']} "
+        f"alternation(s)")
+    measured = metrics_cost(out, cfg, hash_)
+
     backends = {}
     for kind, var in (("MySQL/MariaDB", "BENCH_MYSQL_URL"), ("PostgreSQL", "BENCH_POSTGRES_URL")):
         if os.environ.get(var):
@@ -523,7 +612,7 @@ def main():
     import report  # bench/report.py
     report.write(report_path, plot_path, profile=profile, cfg=cfg, runs=runs, startups=startups,
                  soak=soaked, plans=plans, counts=counts, seed_secs=seed_secs, backends=backends,
-                 signing=signed,
+                 signing=signed, metrics=measured,
                  elapsed=elapsed, cores=CORES, stats=stats,
                  load_before=load_before, load_after=os.getloadavg()[0],
                  others=others, stolen=stolen)
@@ -531,7 +620,7 @@ def main():
         json.dump({"cfg": cfg, "runs": [{k: v for k, v in r.items() if not k.startswith("_")}
                                         for r in runs],
                    "startups": startups, "soak": soaked, "backends": backends,
-                   "signing": signed}, f, indent=1,
+                   "signing": signed, "metrics": measured}, f, indent=1,
                   default=str)
     log(f"done in {elapsed / 60:.1f} min: {report_path}, {plot_path}")
 

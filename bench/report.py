@@ -167,9 +167,50 @@ measurements of the same turn.
     return rows, md
 
 
+def metrics_section(metrics, cfg, stats):
+    """The figures-table row and the section on the cost of metrics (issue 15)."""
+    res = metrics["servers"]
+    n = metrics["alternations"]
+
+    def fmt(t, digits=2):
+        med, lo, hi = t
+        return f"**{med:.{digits}f}** ({lo:.{digits}f}–{hi:.{digits}f})"
+
+    def per(name, key):
+        return [s[key] for s in res[name]]
+
+    ratio = stats([on / off for on, off in zip(per("on", "rps"), per("off", "rps"))])
+    cost = (1 - ratio[0]) * 100
+    row = (f"| 9 | `me` req/s, `METRICS_ADDR` set (scraped every {metrics['scrape_every_s']:g} s)"
+           f" ÷ unset, same binary (issue 15) | {fmt(ratio)} | ≥ 0.95 | "
+           f"{'met' if ratio[0] >= 0.95 else '**not met**'} |")
+    lines = ["| `me`, 32 connections | metrics off | metrics on | on ÷ off |",
+             "| --- | --- | --- | --- |",
+             f"| req/s | {fmt(stats(per('off', 'rps')), 0)} | {fmt(stats(per('on', 'rps')), 0)} "
+             f"| {fmt(ratio)} |",
+             f"| p50 / p99 ms | {fmt(stats(per('off', 'p50')))} / {fmt(stats(per('off', 'p99')))} "
+             f"| {fmt(stats(per('on', 'p50')))} / {fmt(stats(per('on', 'p99')))} | |"]
+    md = f"""
+## `me` with metrics on and off (issue 15)
+
+The same release binary on two fresh SQLite databases, one server without `METRICS_ADDR`
+(no recorder is installed: every metric is a no-op) and one with it, whose `/metrics` a
+thread of the benchmark scrapes every {metrics['scrape_every_s']:g} s while it is measured
+({metrics['scrapes']} scrapes, the last {metrics['scrape_bytes']:,} bytes). Both seeded with
+the 1,000 tokens of the figures above. The servers take turns, {n} time{'' if n == 1 else 's'},
+the order reversed each time; a turn is a 1 s warm-up and 32 connections for
+{cfg['secs']} s. Each figure is the median (min–max) over the turns; the ratio pairs the
+two servers' measurements of the same alternation. Cost: **{cost:.1f} %** of `me`
+throughput (goal: under 5 %).
+
+{chr(10).join(lines)}
+"""
+    return [row], md
+
+
 def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, seed_secs,
           backends, elapsed, cores, stats, load_before=None, load_after=None, signing=None,
-          others=None, stolen=None):
+          others=None, stolen=None, metrics=None):
     def fig(key_fn):
         return stats([key_fn(r) for r in runs])
 
@@ -215,6 +256,10 @@ def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, se
                 f"{len(startups)} starts) | (reported) | — |")
     if signing:
         rows.extend(sig_rows)
+    metrics_md = ""
+    if metrics:
+        metrics_rows, metrics_md = metrics_section(metrics, cfg, stats)
+        rows.extend(metrics_rows)
 
     def absolute(label, fn, digits=0, unit=""):
         return f"| {label} | {fmt(fig(fn), digits, unit)} |"
@@ -324,7 +369,7 @@ core count (its default), `BCRYPT_COST=12` (the default). Total time {elapsed / 
 | connections | req/s | p50 ms | p90 ms | p99 ms |
 | --- | --- | --- | --- | --- |
 {chr(10).join(sweep_rows)}
-{backend_md}{signing_md}
+{backend_md}{signing_md}{metrics_md}
 ## How each figure is measured
 
 1. **Login throughput.** `wrk` sends `login` mutations for {4 * cores} connections
@@ -351,6 +396,9 @@ core count (its default), `BCRYPT_COST=12` (the default). Total time {elapsed / 
    first `200` from `/health` (polled every 2 ms), migrations included.
 8. **Signing (issue 14).** `me` with the load of (3) on servers that differ only in
    `JWT_ALGORITHM`, taking turns; see the section on ES256 against HS256 above.
+9. **Metrics (issue 15).** `me` with the load of (3) on servers that differ only in
+   `METRICS_ADDR` (the one with it scraped every second), taking turns; see the section
+   on metrics above.
 
 ## Query plans of the hot queries (SQLite, large database)
 

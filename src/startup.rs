@@ -13,6 +13,7 @@ use crate::graphql::Executor;
 use crate::http::{AppState, ClientIpResolver, routes};
 use crate::jobs::{Jobs, MailQueue, MailWorker};
 use crate::mail::{Mailer, Sealer, Templates};
+use crate::metrics::{Exporter, Metrics, Sampler};
 use crate::store::Store;
 
 /// Why the server could not start.
@@ -31,10 +32,12 @@ pub enum StartupError {
     Templates(#[from] crate::mail::TemplateError),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::auth::tokens::signing::StartError),
+    #[error("METRICS_ADDR: {0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// What the server is handed rather than building itself, so that tests can substitute
-/// them (later also the metrics handle).
+/// them.
 #[derive(Debug, Clone, Default)]
 pub struct Collaborators {
     /// The time every expiry is judged by (rate limiters keep their own).
@@ -53,6 +56,10 @@ pub struct Application {
     mail: MailWorker,
     /// How often the stored signing keys are re-read.
     keys_reload: std::time::Duration,
+    /// The `METRICS_ADDR` listener, bound; `None` when metrics are off.
+    exporter: Option<Exporter>,
+    /// Samples the pool and outbox gauges (a no-op when metrics are off).
+    sampler: Sampler,
 }
 
 impl Application {
@@ -89,6 +96,15 @@ impl Application {
         collaborators: Collaborators,
     ) -> Result<Self, StartupError> {
         use secrecy::ExposeSecret;
+        // Before anything takes metric handles (the password hasher does).
+        let (metrics, metrics_listener) = match settings.metrics_addr {
+            Some(addr) => {
+                let metrics = Metrics::install()?;
+                let listener = bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
+                (metrics, Some(listener))
+            }
+            None => (Metrics::off(), None),
+        };
         let outbox = Store::new(db.clone(), settings.database.url.expose_secret());
         let queue = MailQueue::new(
             Arc::new(outbox),
@@ -102,11 +118,14 @@ impl Application {
                 .with_mail(templates, queue.waker()),
         );
         auth.start_signing_keys(&settings).await?;
+        let sampler = Sampler::new(metrics.clone(), db.clone(), queue.clone());
+        let exporter = metrics_listener.map(|listener| Exporter::new(listener, sampler.clone()));
         let state = AppState {
             executor: Executor::new(auth.clone(), &settings.graphql),
             health: crate::storage::HealthCheck::new(db, auth.database_file()),
             client_ip: ClientIpResolver::new(settings.http.trusted_proxies.clone()),
             max_batch: settings.graphql.max_batch,
+            metrics: metrics.graphql().clone(),
             graphiql: settings
                 .graphql
                 .graphiql
@@ -128,11 +147,18 @@ impl Application {
             auth,
             mail,
             keys_reload: settings.tokens.keys_reload,
+            exporter,
+            sampler,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The port `GET /metrics` is served on; `None` without `METRICS_ADDR`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.exporter.as_ref().map(Exporter::port)
     }
 
     /// The auth service, for tests that drive it beside the HTTP API (e.g. reloading the
@@ -156,7 +182,16 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let jobs = Jobs::start(self.auth.clone(), self.mail.clone(), self.keys_reload);
+        let jobs = Jobs::start(self.auth.clone(), self.mail.clone(), self.keys_reload)
+            .with_metrics(self.sampler);
+        // The metrics listener stops when the API's does (a scrape meanwhile is answered).
+        let (stopped, on_stop) = tokio::sync::watch::channel(false);
+        let exporter = self.exporter.map(|exporter| {
+            let mut on_stop = on_stop;
+            tokio::spawn(exporter.serve(async move {
+                let _ = on_stop.wait_for(|stopped| *stopped).await;
+            }))
+        });
         let events = self.auth.start_event_writer();
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
@@ -169,6 +204,14 @@ impl Application {
             stop,
         )
         .await;
+        let _ = stopped.send(true);
+        if let Some(exporter) = exporter {
+            match exporter.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+                Err(e) => tracing::warn!(error = %e, "the metrics listener panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
         jobs.stop();
         // In-flight requests are answered: store the security events they left buffered.
         events.finish().await;

@@ -2,7 +2,7 @@
 //!
 //! One file per section, each owning its struct and the `read` that takes its variables:
 //! `database`, `tokens`, `passwords`, `rate_limits`, `http`, `graphql`, `mail`, `accounts`. A new
-//! section (signing keys, Redis, metrics) gets a file of its own the same way, a field in
+//! section (signing keys, Redis) gets a file of its own the same way, a field in
 //! `Settings` and one line in `from_lookup`. This file keeps what spans sections: the
 //! environment, the log format, the order sections are read in and the checks between
 //! them. The readers they share (numbers, switches, durations, lists) are in `parse.rs`.
@@ -17,7 +17,7 @@ mod passwords;
 mod rate_limits;
 mod tokens;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 pub use accounts::{AccountSettings, MAX_RESET_TTL, MAX_VERIFICATION_TTL};
 pub use database::DatabaseSettings;
@@ -38,6 +38,9 @@ pub struct Settings {
     pub host: IpAddr,
     /// Port to bind; `0` picks a free one (tests do).
     pub port: u16,
+    /// Where `GET /metrics` (Prometheus text) is served, on a listener of its own; `None`
+    /// (the default) records no metrics at all. Port `0` picks a free one (tests do).
+    pub metrics_addr: Option<SocketAddr>,
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub passwords: PasswordSettings,
@@ -119,6 +122,7 @@ impl Settings {
         let http = HttpSettings::read(&get, &mut warnings)?;
         let host = parse::parse(&get, "HOST", IpAddr::from([127, 0, 0, 1]))?;
         let port = parse::parse(&get, "PORT", 4000u16)?;
+        let metrics_addr = parse::optional(&get, "METRICS_ADDR")?;
         let database = DatabaseSettings::read(&get)?;
         let rate_limits = RateLimitSettings::read(&get)?;
         // Tools for people exploring the API (GraphiQL, introspection) are on by default
@@ -147,6 +151,7 @@ impl Settings {
             environment,
             host,
             port,
+            metrics_addr,
             database,
             tokens,
             passwords,

@@ -27,6 +27,22 @@ where
     }
 }
 
+/// A value with no default: unset is `None`.
+pub(super) fn optional<T: std::str::FromStr>(
+    get: &impl Lookup,
+    var: &'static str,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    get(var)
+        .map(|raw| {
+            raw.parse()
+                .map_err(|e| ConfigError::new(var, format!("{raw:?}: {e}")))
+        })
+        .transpose()
+}
+
 pub(super) fn positive<T>(
     get: &impl Lookup,
     var: &'static str,

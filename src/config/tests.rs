@@ -447,3 +447,17 @@ fn mailed_tokens_cannot_be_made_to_live_long() {
     assert!(from(&[("PASSWORD_RESET_TTL", "1h")]).is_ok());
     assert!(from(&[("EMAIL_VERIFICATION_TTL", "24h")]).is_ok());
 }
+
+#[test]
+fn metrics_are_off_unless_metrics_addr_names_an_address() {
+    assert_eq!(Settings::defaults().metrics_addr, None);
+    let s = from(&[("METRICS_ADDR", "127.0.0.1:9464")]).unwrap();
+    assert_eq!(s.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+    assert_eq!(from(&[("METRICS_ADDR", " ")]).unwrap().metrics_addr, None);
+    for bad in ["9464", "localhost:9464", "127.0.0.1"] {
+        assert_eq!(
+            from(&[("METRICS_ADDR", bad)]).unwrap_err().var,
+            "METRICS_ADDR"
+        );
+    }
+}

@@ -172,7 +172,7 @@ mod tests {
         }
 
         async fn execute(&self, request: impl Into<Request>) -> Response {
-            match self.documents.prepare(request.into()) {
+            match self.documents.prepare(request.into()).0 {
                 Ok(request) => self.schema.execute(request).await,
                 Err(error) => Response::from_errors(vec![error]),
             }

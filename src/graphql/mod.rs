@@ -8,6 +8,7 @@ mod guard;
 mod introspection;
 mod lifecycle;
 mod mutation;
+mod operations;
 mod query;
 mod types;
 
@@ -22,6 +23,7 @@ use async_graphql::{
 
 pub use context::RequestContext;
 pub use mutation::Mutation;
+pub use operations::Operation;
 pub use query::Query;
 
 use crate::auth::AuthService;
@@ -62,24 +64,40 @@ impl Executor {
 
     /// One operation.
     pub async fn execute(&self, request: Request) -> Response {
-        let request = match self.documents.prepare(request) {
+        self.execute_named(request).await.0
+    }
+
+    /// One operation, and what metrics call it.
+    async fn execute_named(&self, request: Request) -> (Response, Operation) {
+        let (request, operation) = self.documents.prepare(request);
+        let request = match request {
             Ok(request) => request,
-            Err(error) => return Response::from_errors(vec![error]),
+            Err(error) => return (Response::from_errors(vec![error]), operation),
         };
         let mut response = self.schema.execute(request).await;
         errors::set_codes(&mut response);
-        response
+        (response, operation)
     }
 
     /// One operation or a batch, whose operations run concurrently (as async-graphql runs
-    /// them) and answer in order.
-    pub async fn execute_batch(&self, batch: BatchRequest) -> BatchResponse {
+    /// them) and answer in order. `done` is called as each operation finishes, with its
+    /// name for metrics and its response.
+    pub async fn execute_batch(
+        &self,
+        batch: BatchRequest,
+        done: impl Fn(Operation, &Response),
+    ) -> BatchResponse {
+        let run = |request| async {
+            let (response, operation) = self.execute_named(request).await;
+            done(operation, &response);
+            response
+        };
         match batch {
-            BatchRequest::Single(request) => BatchResponse::Single(self.execute(request).await),
+            BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
             BatchRequest::Batch(requests) => BatchResponse::Batch(
                 requests
                     .into_iter()
-                    .map(|request| self.execute(request))
+                    .map(run)
                     .collect::<FuturesOrdered<_>>()
                     .collect()
                     .await,

@@ -1,9 +1,11 @@
 //! `/graphql`: the POST and GET handlers (GraphiQL on a GET without a query), batching,
-//! and execution with the caller's context. Media types and response shaping are in
+//! and execution with the caller's context, recording each operation's count and latency
+//! (`crate::metrics`). Media types and response shaping are in
 //! `media`, the playground in `graphiql`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_graphql::BatchRequest;
 use async_graphql::parser::types::OperationType;
@@ -204,7 +206,18 @@ async fn execute(
             BatchRequest::Batch(rs.into_iter().map(|r| r.data(context())).collect())
         }
     };
-    let response = state.executor.execute_batch(request).await;
+    // Each operation of a batch is timed from the batch's start: they run concurrently.
+    let started = state.metrics.is_on().then(Instant::now);
+    let response = state
+        .executor
+        .execute_batch(request, |operation, response| {
+            if let Some(started) = started {
+                state
+                    .metrics
+                    .record(operation, response.is_ok(), started.elapsed());
+            }
+        })
+        .await;
     shape(response, media)
 }
 

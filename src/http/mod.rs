@@ -50,6 +50,8 @@ pub struct AppState {
     pub client_ip: ClientIpResolver,
     /// Most operations accepted in one batched POST.
     pub max_batch: usize,
+    /// Requests and latency per operation (records nothing when metrics are off).
+    pub metrics: crate::metrics::GraphqlMetrics,
     /// The playground page and its CSP, when enabled.
     pub graphiql: Option<GraphiqlPage>,
     /// The JWKS and discovery documents.

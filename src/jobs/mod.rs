@@ -1,12 +1,13 @@
 //! The background work of a serving instance, in one place: the dummy password hash's
 //! warm-up, the rate limiter's sweep, the purge of dead sessions, the re-reading of the
-//! stored signing keys, and the mail worker.
+//! stored signing keys, the mail worker, and the metrics sampler (`metrics.rs`).
 //!
 //! Started by `Application::run_until` with one call and stopped with the server. Each
 //! loop survives its own failures (logged, retried at its next turn); none of them is
 //! needed for a request to be answered.
 
 pub mod mail;
+mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -215,6 +215,8 @@ pub async fn create_database(backend: Backend) -> (DatabaseGuard, String) {
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// The `METRICS_ADDR` listener's port, when the settings set one.
+    pub metrics_port: Option<u16>,
     pub client: Client,
     pub backend: Backend,
     pub database_url: String,
@@ -302,12 +304,14 @@ async fn start(
         .await
         .expect("the application builds");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let mail = app.mail();
     let auth = app.auth();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        metrics_port,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // A connection per request: after refusing a body it did not read (413), the

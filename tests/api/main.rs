@@ -20,6 +20,7 @@ mod logout;
 mod mail_outbox;
 mod mail_sealing;
 mod me;
+mod metrics;
 mod migration_race;
 mod migrations;
 mod production_exposure;

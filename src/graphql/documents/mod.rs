@@ -23,6 +23,9 @@
 //! The cache is bounded in entries and in the length of the texts it keeps, so documents
 //! that change on every request (or an attacker sending such) only cost the parse they
 //! would have cost anyway.
+//!
+//! The parsed document also names the operation for metrics ([`Operation`]), so that costs
+//! no second parse either.
 
 mod validations;
 
@@ -32,6 +35,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Pos, Request, ServerError, ValidationResult};
 use hashlink::LruCache;
 
+use super::operations::Operation;
 use super::{expansion, introspection};
 use crate::nesting;
 use validations::{Remember, Validated};
@@ -93,7 +97,20 @@ impl ParsedDocuments {
     /// Done here rather than in async-graphql extension hooks, which run for every field
     /// of every request once any hook is installed; [`KnownValidations`] is the one hook
     /// that has to be inside.
-    pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
+    ///
+    /// Also names the operation for metrics: [`Operation::OTHER`] when the text does not
+    /// parse or is refused before it is.
+    pub fn prepare(&self, request: Request) -> (Result<Request, ServerError>, Operation) {
+        let mut operation = Operation::OTHER;
+        let prepared = self.prepare_naming(request, &mut operation);
+        (prepared, operation)
+    }
+
+    fn prepare_naming(
+        &self,
+        mut request: Request,
+        operation: &mut Operation,
+    ) -> Result<Request, ServerError> {
         // Texts that are not kept are not looked up either (hashing them is not free).
         let cacheable = keeps(&request.query);
         let no_variables = request.variables.is_empty();
@@ -106,6 +123,7 @@ impl ParsedDocuments {
                     .iter()
                     .find(|(name, _)| *name == request.operation_name)
                     .map(|(_, result)| *result);
+                *operation = Operation::of(&entry.document, request.operation_name.as_deref());
                 Some((entry.document.clone(), known))
             })
             .flatten();
@@ -119,6 +137,12 @@ impl ParsedDocuments {
         }
         // Before anything recursive reads the text (cached texts passed this already).
         check_nesting(&request.query)?;
+        // `parsed_query` borrows the whole request (it parses on the first call only).
+        let operation_name = request.operation_name.take();
+        if let Ok(document) = request.parsed_query() {
+            *operation = Operation::of(document, operation_name.as_deref());
+        }
+        request.operation_name = operation_name;
         if let Ok(document) = request.parsed_query() {
             match expansion::expanded_fields(document) {
                 Err(cycle) => {

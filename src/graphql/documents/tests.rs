@@ -21,7 +21,7 @@ struct Harness {
 
 impl Harness {
     async fn execute(&self, request: impl Into<Request>) -> Response {
-        match self.documents.prepare(request.into()) {
+        match self.documents.prepare(request.into()).0 {
             Ok(request) => self.schema.execute(request).await,
             Err(error) => Response::from_errors(vec![error]),
         }
@@ -52,7 +52,7 @@ fn known(documents: &ParsedDocuments, query: &str) -> Vec<Option<String>> {
 
 /// Whether `prepare` hands `request` a known validation result.
 fn skips_validation(documents: &ParsedDocuments, request: Request) -> bool {
-    let prepared = documents.prepare(request).unwrap();
+    let prepared = documents.prepare(request).0.unwrap();
     prepared
         .data
         .contains_key(&std::any::TypeId::of::<Validated>())

@@ -1,0 +1,202 @@
+//! `METRICS_ADDR`: Prometheus text on a listener of its own, with exact counts per
+//! GraphQL operation; nothing at all without it.
+//!
+//! Every server of this process that has metrics on shares one recorder (it is global),
+//! so these tests take [`ONE_AT_A_TIME`] and compare a scrape before with one after.
+//! Servers without `METRICS_ADDR` (every other test's) record no request metrics.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::*;
+
+/// Servers with metrics on, one at a time (their counters are the same process-wide ones).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn spawn_with_metrics(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await
+}
+
+/// One scrape: each sample line's name and labels (as written) to its value.
+struct Scrape(HashMap<String, f64>);
+
+impl Scrape {
+    async fn of(app: &TestApp) -> Self {
+        let port = app.metrics_port.expect("a metrics listener");
+        let resp = app
+            .client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .expect("scraped");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK);
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let text = resp.text().await.expect("body");
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect();
+        Self(samples)
+    }
+
+    /// The value of `name` with exactly `labels`, in any order; `None` when absent.
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.0.iter().find_map(|(series, value)| {
+            let rest = series.strip_prefix(name)?;
+            let inner = if rest.is_empty() {
+                ""
+            } else {
+                rest.strip_prefix('{')?.strip_suffix('}')?
+            };
+            let mut found: Vec<&str> = inner.split(',').filter(|p| !p.is_empty()).collect();
+            let mut wanted: Vec<String> =
+                labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            found.sort_unstable();
+            wanted.sort_unstable();
+            (found == wanted).then_some(*value)
+        })
+    }
+
+    fn requests(&self, operation: &str, outcome: &str) -> f64 {
+        self.get(
+            "auth_graphql_requests_total",
+            &[("operation", operation), ("outcome", outcome)],
+        )
+        .unwrap_or_else(|| panic!("no auth_graphql_requests_total for {operation}/{outcome}"))
+    }
+
+    fn timed(&self, operation: &str) -> f64 {
+        self.get(
+            "auth_graphql_request_duration_seconds_count",
+            &[("operation", operation)],
+        )
+        .unwrap_or(0.0)
+    }
+}
+
+async fn each_operation_is_counted_exactly_once_by_name_and_outcome(backend: Backend) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = spawn_with_metrics(backend).await;
+    let before = Scrape::of(&app).await;
+
+    let tokens = app.register_ok("ada@example.com").await;
+    for _ in 0..3 {
+        app.me(Some(&tokens.access)).await.expect_success();
+    }
+    for _ in 0..2 {
+        app.me(Some("not-a-token"))
+            .await
+            .expect_error("UNAUTHENTICATED");
+    }
+    app.login_email("ada@example.com", "wrong password!")
+        .await
+        .expect_error("INVALID_CREDENTIALS");
+    app.login_email("ada@example.com", PASSWORD)
+        .await
+        .expect_success();
+    // A batch counts each of its operations.
+    let me = json!({"query": "{ me { id } }"});
+    let batch = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&tokens.access)
+        .json(&json!([me, me, {"query": "{ __typename }"}]))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(batch.status(), reqwest::StatusCode::OK);
+    // Two root fields, and a field no schema has: `other`, never the text.
+    app.gql(
+        "{ me { id } again: me { id } }",
+        json!({}),
+        Some(&tokens.access),
+    )
+    .await
+    .expect_success();
+    app.gql("{ hunter2 }", json!({}), None).await;
+    app.gql("{ me { id ", json!({}), None).await;
+
+    let after = Scrape::of(&app).await;
+    let delta =
+        |op: &str, outcome: &str| after.requests(op, outcome) - before.requests(op, outcome);
+    assert_eq!(delta("register", "ok"), 1.0);
+    assert_eq!(delta("me", "ok"), 5.0);
+    assert_eq!(delta("me", "error"), 2.0);
+    assert_eq!(delta("login", "ok"), 1.0);
+    assert_eq!(delta("login", "error"), 1.0);
+    assert_eq!(delta("introspection", "ok"), 1.0);
+    assert_eq!(delta("other", "ok"), 1.0);
+    assert_eq!(delta("other", "error"), 2.0);
+    assert_eq!(delta("refreshToken", "ok"), 0.0);
+    assert_eq!(after.timed("me") - before.timed("me"), 7.0);
+    assert_eq!(after.timed("login") - before.timed("login"), 2.0);
+    assert!(
+        !after.0.keys().any(|k| k.contains("hunter2")),
+        "client text became a label"
+    );
+    assert_eq!(
+        after.get("auth_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
+        Some(1.0)
+    );
+    let in_use = after.get("auth_db_pool_connections", &[("state", "in_use")]);
+    let idle = after.get("auth_db_pool_connections", &[("state", "idle")]);
+    assert!(
+        in_use.is_some() && idle.is_some(),
+        "pool gauges: {in_use:?} {idle:?}"
+    );
+    assert!(idle.unwrap() + in_use.unwrap() >= 1.0);
+    assert!(after.get("auth_password_hash_queue_depth", &[]).is_some());
+    assert!(after.timed("register") >= 1.0);
+}
+
+async fn the_metrics_listener_serves_nothing_but_metrics(backend: Backend) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = spawn_with_metrics(backend).await;
+    let port = app.metrics_port.expect("a metrics listener");
+    assert_ne!(port, app.port);
+    for path in ["/", "/graphql", "/health", "/metrics/x"] {
+        let resp = app
+            .client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND, "{path}");
+    }
+    // And the API's listener does not serve metrics.
+    let resp = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND);
+}
+
+async fn without_metrics_addr_there_is_no_metrics_listener(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(app.metrics_port, None);
+    let resp = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND);
+}
+
+backend_tests!(
+    each_operation_is_counted_exactly_once_by_name_and_outcome,
+    the_metrics_listener_serves_nothing_but_metrics,
+    without_metrics_addr_there_is_no_metrics_listener,
+);
