@@ -156,6 +156,11 @@ async fn seed(out: &str, hash: &str, hot: usize, login: usize, filler: usize) ->
                 created_at: Set(now),
                 expires_at: Set(expires),
                 revoked_at: Set(None),
+                last_used_at: Set(Some(now)),
+                created_ip: Set(Some("127.0.0.1".to_owned())),
+                created_user_agent: Set(Some("bench".to_owned())),
+                last_ip: Set(Some("127.0.0.1".to_owned())),
+                last_user_agent: Set(Some("bench".to_owned())),
             });
             let token = keys.new_refresh();
             tokens.push(refresh_token::ActiveModel {
