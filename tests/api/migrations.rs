@@ -38,6 +38,7 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
         "email_tokens",
         "mail_outbox",
         "refresh_tokens",
+        "security_events",
         "sessions",
         "signing_keys",
         "users",
@@ -46,8 +47,23 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
     let statuses = Migrator::get_migration_with_status(&db)
         .await
         .expect("status");
-    assert_eq!(statuses.len(), 8);
+    assert_eq!(statuses.len(), 9);
     assert!(statuses.iter().all(|m| m.status().to_string() == "Applied"));
+
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("the session activity and security events down");
+    assert_eq!(
+        tables(&db).await,
+        [
+            "email_tokens",
+            "mail_outbox",
+            "refresh_tokens",
+            "sessions",
+            "signing_keys",
+            "users"
+        ]
+    );
 
     Migrator::down(&db, Some(1))
         .await
