@@ -122,6 +122,10 @@ def main():
     p.add_argument("--conns", type=int, default=16)
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args()
+    # The servers run in temporary directories: name the binaries absolutely.
+    a.binary = os.path.abspath(a.binary)
+    if a.compare_binary:
+        a.compare_binary = os.path.abspath(a.compare_binary)
     results = {"new": [], "old": []}
     for r in range(a.rounds):
         for name, binary in (("new", a.binary), ("old", a.compare_binary)):
