@@ -97,6 +97,19 @@ async fn registered(client: &reqwest::Client, server: &ServerProcess) {
     assert!(r["errors"].is_null(), "{r}");
 }
 
+/// `n` concurrent failed logins, each answered `INVALID_CREDENTIALS`.
+async fn flood_refused(client: &reqwest::Client, server: &ServerProcess, n: usize) {
+    let answers: Vec<reqwest::Result<Value>> = (0..n)
+        .map(|_| post(client, server, failed_login()))
+        .collect::<FuturesUnordered<_>>()
+        .collect()
+        .await;
+    for answer in &answers {
+        let body = answer.as_ref().expect("every login is answered");
+        assert!(refused(body), "{body}");
+    }
+}
+
 /// The stored failed logins.
 async fn stored_failures(url: &str) -> u64 {
     let db = Database::connect(url).await.expect("the database answers");
@@ -117,15 +130,7 @@ async fn a_clean_shutdown_right_after_a_flood_of_failed_logins_stores_every_one(
     let client = client();
     registered(&client, &server).await;
 
-    let answers: Vec<reqwest::Result<Value>> = (0..FLOOD)
-        .map(|_| post(&client, &server, failed_login()))
-        .collect::<FuturesUnordered<_>>()
-        .collect()
-        .await;
-    for answer in &answers {
-        let body = answer.as_ref().expect("every login is answered");
-        assert!(refused(body), "{body}");
-    }
+    flood_refused(&client, &server, FLOOD).await;
     // At once: whatever the writer still buffers must be written before the exit.
     terminate(&server);
     let status = server.wait_exit(Duration::from_secs(60)).await;
@@ -215,15 +220,7 @@ async fn a_shutdown_waits_for_events_the_writer_could_not_store_yet(backend: Bac
 
     // Every failure is answered, and waits in the writer's buffer: the table is locked.
     let lock = lock_events(backend, &url).await;
-    let answers: Vec<reqwest::Result<Value>> = (0..FLOOD)
-        .map(|_| post(&client, &server, failed_login()))
-        .collect::<FuturesUnordered<_>>()
-        .collect()
-        .await;
-    for answer in &answers {
-        let body = answer.as_ref().expect("every login is answered");
-        assert!(refused(body), "{body}");
-    }
+    flood_refused(&client, &server, FLOOD).await;
     terminate(&server);
     // The server has stopped taking requests; its writer still waits for the table.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -251,15 +248,7 @@ async fn events_the_database_refuses_for_a_while_are_stored_once_it_takes_them(b
     registered(&client, &server).await;
 
     let lock = lock_events(backend, &url).await;
-    let answers: Vec<reqwest::Result<Value>> = (0..FAILURES)
-        .map(|_| post(&client, &server, failed_login()))
-        .collect::<FuturesUnordered<_>>()
-        .collect()
-        .await;
-    for answer in &answers {
-        let body = answer.as_ref().expect("every login is answered");
-        assert!(refused(body), "{body}");
-    }
+    flood_refused(&client, &server, FAILURES).await;
     // Longer than the old four tries took to give up (the lock is another process's:
     // no clock of ours can be moved instead).
     tokio::time::sleep(Duration::from_secs(9)).await;
