@@ -51,11 +51,13 @@ LIMITS = {
 HAPROXY_CFG = """\
 global
     maxconn 4096
+    log stdout format raw local0 info
     stats socket {socket} mode 600 level admin
     stats timeout 10s
 
 defaults
     mode http
+    log global
     option httplog
     option forwardfor
     timeout connect 1s
@@ -153,6 +155,33 @@ def spawn(cmd, env, log_path, cwd):
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return proc.pid
 
+
+
+def tcp_sockets():
+    """IPv4 TCP sockets from /proc/net/tcp: (local port, remote port, state, rx queue)."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            rx = int(fields[4].split(":")[1], 16)
+            out.append((int(local.split(":")[1], 16), int(remote.split(":")[1], 16), state, rx))
+    return out
+
+
+def server_has_read(port, client_ports):
+    """Whether the server on `port` has accepted every connection from `client_ports` and
+    read everything they sent so far (its accept queue and their receive queues are empty)."""
+    socks = tcp_sockets()
+    listening = [rx for lp, _, st, rx in socks if lp == port and st == "0A"]
+    if any(listening):
+        return False
+    pending = set(client_ports)
+    for lp, rp, st, rx in socks:
+        if lp == port and rp in pending and st == "01" and rx == 0:
+            pending.discard(rp)
+    return not pending
 
 # --- the database ---
 
@@ -396,8 +425,14 @@ class Cluster:
             "socket": sock, "config": cfg, "log": os.path.join(work, "haproxy.log"),
         }
         self.save()
-        self.wait_servers(lambda st: all(v == "UP" for v in st.values()), timeout=30,
-                          what="every server UP")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            if not process_alive(pid, "haproxy") or time.monotonic() > deadline:
+                raise RuntimeError("haproxy did not start:\n" + tail(self.state["balancer"]["log"]))
+            time.sleep(0.05)
+        n = len(self.instances)
+        self.wait_servers(lambda st: len(st) == n and all(v == "UP" for v in st.values()),
+                          timeout=30, what="every server UP")
 
     # -- verbs for the scenarios --
 

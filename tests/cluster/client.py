@@ -7,6 +7,7 @@ which server HAProxy chose and when the request started and ended.
 import http.client
 import itertools
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -188,3 +189,34 @@ class KeepAlive:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+class HalfSent:
+    """A registration whose request head and first half of body are sent at once, and the
+    rest only at `finish()`: a request certainly in flight in between."""
+
+    def __init__(self, url, address):
+        parts = urllib.parse.urlsplit(url)
+        self.address = address
+        body = json.dumps({"query": REGISTER,
+                           "variables": {"i": {"email": address, "password": PASSWORD}}}).encode()
+        head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"X-Forwarded-For: {fresh_ip()}\r\nConnection: close\r\n\r\n").encode()
+        self.rest = body[len(body) // 2:]
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=15)
+        self.started = time.monotonic()
+        self.sock.sendall(head + body[:len(body) // 2])
+
+    def finish(self):
+        try:
+            self.sock.sendall(self.rest)
+            resp = http.client.HTTPResponse(self.sock)
+            resp.begin()
+            text = resp.read().decode(errors="replace")
+            return Answer(resp.status, text, resp.getheader("x-served-by"), self.started,
+                          time.monotonic())
+        except (OSError, http.client.HTTPException) as e:
+            return Answer(0, "", None, self.started, time.monotonic(), error=repr(e))
+        finally:
+            self.sock.close()

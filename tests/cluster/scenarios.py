@@ -288,10 +288,29 @@ def an_instance_killed_under_load_fails_only_its_requests_in_flight(cluster):
 def sigterm_under_load_finishes_in_flight_requests_and_the_balancer_drains(cluster):
     victim = len(cluster.instances) - 1
     name = cluster.instances[victim]["name"]
+    inst = cluster.instances[victim]
     with MixedLoad(cluster.balancer) as load:
         load.wait_answers(60)
+        # Requests certainly in flight on the victim when SIGTERM arrives: their head and
+        # half their body read by it, the rest sent after the signal. More through the
+        # balancer, wherever they land.
+        direct = [c.HalfSent(inst["url"], email("inflight")) for _ in range(3)]
+        balanced = [c.HalfSent(cluster.balancer, email("inflight-lb")) for _ in range(6)]
+        ports = [h.sock.getsockname()[1] for h in direct]
+        deadline = time.monotonic() + 10
+        while not local_cluster.server_has_read(inst["port"], ports):
+            check(time.monotonic() < deadline, f"{name} did not read the half-sent requests")
+            time.sleep(0.01)
         termed_at = time.monotonic()
         cluster.sigterm(victim)
+        check(not cluster.wait_exit(victim, timeout=0.3),
+              f"{name} exited with requests in flight")
+        on_victim = 0
+        for h in direct + balanced:
+            a = h.finish()
+            check(a.ok, f"a request in flight at SIGTERM failed: {a}")
+            load.record("register", h.address, a)
+            on_victim += h in balanced and a.served_by == name
         check(cluster.wait_exit(victim, timeout=30), f"{name} still runs 30 s after SIGTERM")
         exited_after = time.monotonic() - termed_at
         cluster.wait_servers(lambda st: st.get(name) in ("DOWN", "MAINT"), timeout=10,
@@ -306,7 +325,8 @@ def sigterm_under_load_finishes_in_flight_requests_and_the_balancer_drains(clust
     served = {a.served_by for _, _, a in load.answers if a.started > down_at}
     check(served and name not in served, f"servers after the drain: {served}")
     acknowledged_registrations_exist(cluster, load.answers)
-    print(f"    {len(load.answers)} requests, none failed; {name} exited "
+    print(f"    {len(load.answers)} requests, none failed ({len(direct)} + {on_victim} in "
+          f"flight on {name} at SIGTERM); {name} exited "
           f"{exited_after:.2f} s after SIGTERM, DOWN {down_at - termed_at:.2f} s after it")
     cluster.start_instance(victim)
     cluster.wait_servers(lambda st: st.get(name) == "UP", timeout=15, what=f"{name} UP again")
