@@ -77,8 +77,13 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let db = crate::db::connect(&settings.database).await?;
-        // Under a lock shared with every other instance on this database.
-        crate::migrate::run(&settings.database, crate::migrate::Action::Up).await?;
+        // Under a lock shared with every other instance on this database, and so is the
+        // first signing key: instances started together make one between them.
+        let now = collaborators.clock.now();
+        crate::migrate::up_then(&settings.database, async |conn: &DatabaseConnection| {
+            first_signing_key(conn, &settings, now).await
+        })
+        .await?;
         Self::assemble(settings, db, collaborators).await
     }
 
@@ -217,6 +222,40 @@ impl Application {
         events.finish().await;
         served
     }
+}
+
+/// In development, makes the first stored signing key if none can sign (production
+/// refuses to start instead; see `AuthService::start_signing_keys`). Run under the
+/// migration lock, on its connection. Not on SQLite, whose lock is a transaction open on
+/// that connection: there the key is made after the lock, as before.
+async fn first_signing_key(
+    conn: &DatabaseConnection,
+    settings: &Settings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StartupError> {
+    use crate::auth::tokens::signing::{StartError, admin};
+    use secrecy::ExposeSecret;
+    let stored = matches!(
+        settings.tokens.key_source,
+        crate::config::KeySource::Database { .. }
+    );
+    if settings.environment != crate::config::Environment::Development
+        || !stored
+        || conn.get_database_backend() == sea_orm::DatabaseBackend::Sqlite
+    {
+        return Ok(());
+    }
+    let store = Store::new(conn.clone(), settings.database.url.expose_secret());
+    let made = admin::ensure_signing_key(&store, &settings.tokens, now)
+        .await
+        .map_err(StartError::from)?;
+    if let Some(kid) = made {
+        tracing::warn!(
+            %kid,
+            "no signing key was stored; made one (in production, run `auth-server keys rotate`)"
+        );
+    }
+    Ok(())
 }
 
 /// Connections waiting to be accepted (the kernel caps it at `net.core.somaxconn`): where
