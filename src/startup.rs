@@ -10,7 +10,7 @@ use crate::auth::AuthService;
 use crate::clock::Clock;
 use crate::config::{HttpSettings, Settings};
 use crate::graphql::Executor;
-use crate::http::{AppState, ClientIpResolver, routes};
+use crate::http::{AppState, ClientIpResolver, Draining, routes};
 use crate::jobs::{Jobs, MailQueue, MailWorker};
 use crate::mail::{Mailer, Sealer, Templates};
 use crate::metrics::{Exporter, Metrics, Sampler};
@@ -60,6 +60,8 @@ pub struct Application {
     exporter: Option<Exporter>,
     /// Samples the pool and outbox gauges (a no-op when metrics are off).
     sampler: Sampler,
+    /// Turned on when a shutdown signal starts the `SHUTDOWN_DRAIN`.
+    draining: Draining,
 }
 
 impl Application {
@@ -125,7 +127,9 @@ impl Application {
         auth.start_signing_keys(&settings).await?;
         let sampler = Sampler::new(metrics.clone(), db.clone(), queue.clone());
         let exporter = metrics_listener.map(|listener| Exporter::new(listener, sampler.clone()));
+        let draining = Draining::default();
         let state = AppState {
+            draining: draining.clone(),
             executor: Executor::new(auth.clone(), &settings.graphql),
             health: crate::storage::HealthCheck::new(db, auth.database_file()),
             client_ip: ClientIpResolver::new(settings.http.trusted_proxies.clone()),
@@ -154,6 +158,7 @@ impl Application {
             keys_reload: settings.tokens.keys_reload,
             exporter,
             sampler,
+            draining,
         })
     }
 
@@ -177,9 +182,27 @@ impl Application {
         self.mail.clone()
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
+    /// Serves until Ctrl-C or SIGTERM, then for `SHUTDOWN_DRAIN` keeps serving while
+    /// `/health` answers 503 (a second signal cuts that short), then stops accepting and
+    /// lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
+        let draining = self.draining.clone();
+        let drain = self.http.shutdown_drain;
+        self.run_until(async move {
+            shutdown_signal().await;
+            if let Some(drain) = drain {
+                draining.start();
+                tracing::info!(
+                    ?drain,
+                    "draining: /health answers 503, requests are still served"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(drain) => {}
+                    () = shutdown_signal() => {}
+                }
+            }
+        })
+        .await
     }
 
     /// Serves until `stop` completes.
