@@ -337,6 +337,9 @@ class Cluster:
             # The machine is shared: idle-priority hashing would wait behind every compile.
             "PASSWORD_HASH_PRIORITY": "normal",
             "LOG_FORMAT": "pretty",
+            # On SIGTERM /health answers 503 this long before the listener closes: HAProxy
+            # (two failed checks 500 ms apart) takes the instance out first.
+            "SHUTDOWN_DRAIN": "2s",
             # sea_orm_migration at info: the instance that migrates says so in its log.
             "RUST_LOG": "info,sqlx=warn,sea_orm=warn,sea_orm_migration=info",
             **{k: str(v) for k, v in LIMITS.items()},
@@ -443,6 +446,11 @@ class Cluster:
 
     def sigterm(self, i):
         os.kill(self.instances[i]["pid"], signal.SIGTERM)
+
+    def running(self, i):
+        pid = self.instances[i]["pid"]
+        reap(pid)
+        return process_alive(pid, self.state["binary"])
 
     def wait_exit(self, i, timeout=60):
         """Whether instance `i` exited within `timeout`."""
