@@ -1,5 +1,6 @@
-//! Tells the integration tests which servers this build may use: `TEST_MYSQL_URL` and
-//! `TEST_POSTGRES_URL` set at build time turn on `cfg(test_mysql)` / `cfg(test_postgres)`,
+//! Tells the tests which servers this build may use: `TEST_MYSQL_URL`, `TEST_POSTGRES_URL`
+//! and `TEST_REDIS_URL` set at build time turn on `cfg(test_mysql)` / `cfg(test_postgres)` /
+//! `cfg(test_redis)`,
 //! and a `python3` that can import aiosmtpd (the tests' SMTP server, installed by
 //! `.ci/smtp-deps`) turns on `cfg(test_smtp)`; without them those tests are compiled as
 //! ignored, so a run reports them as skipped rather than counting them as passed.
@@ -8,6 +9,7 @@ fn main() {
     for (var, cfg) in [
         ("TEST_MYSQL_URL", "test_mysql"),
         ("TEST_POSTGRES_URL", "test_postgres"),
+        ("TEST_REDIS_URL", "test_redis"),
     ] {
         println!("cargo::rerun-if-env-changed={var}");
         println!("cargo::rustc-check-cfg=cfg({cfg})");

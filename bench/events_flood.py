@@ -128,7 +128,12 @@ def main():
         a.compare_binary = os.path.abspath(a.compare_binary)
     results = {"new": [], "old": []}
     for r in range(a.rounds):
-        for name, binary in (("new", a.binary), ("old", a.compare_binary)):
+        # The order alternates, so neither build always runs first (after the other's
+        # shutdown, or on a machine that is warming up).
+        turns = [("new", a.binary), ("old", a.compare_binary)]
+        if r % 2:
+            turns.reverse()
+        for name, binary in turns:
             if not binary:
                 continue
             rate, sent, stored = run(binary, a.conns, a.secs)
@@ -137,6 +142,9 @@ def main():
             print(f"round {r + 1} {name}: {rate:.0f} failed logins/s{lost}", flush=True)
             if stored is not None and stored < sent:
                 sys.exit(f"{name}: {sent - stored} events lost at shutdown")
+    if results["old"]:
+        pairs = sorted(n / o for n, o in zip(results["new"], results["old"]))
+        print("new / old by round: " + ", ".join(f"{x:.2f}" for x in pairs))
     med = {k: sorted(v)[len(v) // 2] for k, v in results.items() if v}
     print(f"median new: {med['new']:.0f}/s")
     if "old" in med:

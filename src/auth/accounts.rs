@@ -136,7 +136,7 @@ impl AuthService {
             None => identifier.unknown_bucket(),
         };
         let user = found.as_ref().map(|c| c.account.id);
-        if let Err(refused) = self.limits.login_as(&bucket) {
+        if let Err(refused) = self.limits.login_as(&bucket).await {
             self.record_trip("login_account", &bucket, user, client)
                 .await;
             return Err(refused);
@@ -181,7 +181,7 @@ impl AuthService {
     /// Mails `account` a fresh verification link if the mail budgets allow; never fails
     /// the login it is part of.
     async fn remail_verification(&self, account: &Account, ip: std::net::IpAddr) {
-        if self.limits.mail(ip, &account.email).is_err() {
+        if self.limits.mail(ip, &account.email).await.is_err() {
             return;
         }
         let at = self.now();

@@ -21,7 +21,7 @@ impl AuthService {
         client: &Client,
     ) -> Result<Credentials, AuthError> {
         let bucket = user.to_string();
-        if let Err(refused) = self.limits.login_as(&bucket) {
+        if let Err(refused) = self.limits.login_as(&bucket).await {
             self.record_trip("login_account", &bucket, Some(user), client)
                 .await;
             return Err(refused);

@@ -184,14 +184,14 @@ impl AuthService {
     /// Counts a registration attempt from `client` (before the input is even looked at).
     pub async fn count_register_attempt(&self, client: &Client) -> Result<(), AuthError> {
         let Some(ip) = client.ip else { return Ok(()) };
-        let counted = self.limits.register_from(ip);
+        let counted = self.limits.register_from(ip).await;
         self.trip_on(counted, "register_ip", ip, client).await
     }
 
     /// Counts a login attempt from `client` (before the input is even looked at).
     pub async fn count_login_attempt(&self, client: &Client) -> Result<(), AuthError> {
         let Some(ip) = client.ip else { return Ok(()) };
-        let counted = self.limits.login_from(ip);
+        let counted = self.limits.login_from(ip).await;
         if counted.is_err() {
             metrics::counter!("auth_logins_total", "outcome" => "rate_limited").increment(1);
         }
@@ -201,7 +201,7 @@ impl AuthService {
     /// Counts a mail asked for by `client` to `address` (normalised; known or not).
     pub async fn count_mail(&self, client: &Client, address: &str) -> Result<(), AuthError> {
         let Some(ip) = client.ip else { return Ok(()) };
-        match self.limits.mail(ip, address) {
+        match self.limits.mail(ip, address).await {
             Err(refused @ AuthError::RateLimited { .. }) => {
                 // Which of the two budgets refused is the limiter's business; the event
                 // names the pair.

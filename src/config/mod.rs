@@ -26,7 +26,7 @@ pub use http::HttpSettings;
 pub use mail::MailSettings;
 pub use parse::parse_duration;
 pub use passwords::{HashPriority, PasswordSettings};
-pub use rate_limits::RateLimitSettings;
+pub use rate_limits::{LimitStore, RateLimitSettings, RedisFailure, RedisSettings};
 pub use tokens::{KeySource, MIN_SECRET_BYTES, TokenSettings};
 
 /// Everything the server can be configured with. Built once at start-up.

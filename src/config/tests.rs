@@ -461,3 +461,103 @@ fn metrics_are_off_unless_metrics_addr_names_an_address() {
         );
     }
 }
+
+#[test]
+fn rate_limits_are_kept_in_memory_unless_redis_is_asked_for() {
+    assert!(matches!(
+        Settings::defaults().rate_limits.store,
+        LimitStore::Memory
+    ));
+    let s = from(&[
+        ("RATE_LIMIT_STORE", "redis"),
+        ("REDIS_URL", "redis://:pw@10.0.0.5:6380/2"),
+    ])
+    .unwrap();
+    let LimitStore::Redis(redis) = s.rate_limits.store else {
+        panic!("expected the Redis store");
+    };
+    assert_eq!(redis.url.expose_secret(), "redis://:pw@10.0.0.5:6380/2");
+    assert_eq!(redis.timeout, Duration::from_millis(250));
+    assert_eq!(redis.key_prefix, "auth-server");
+    assert_eq!(redis.on_failure, RedisFailure::Open);
+    let s = from(&[
+        ("RATE_LIMIT_STORE", "redis"),
+        ("REDIS_URL", "redis+unix:///run/redis.sock"),
+        ("REDIS_TIMEOUT", "50ms"),
+        ("REDIS_KEY_PREFIX", "eu-1:auth"),
+        ("RATE_LIMIT_REDIS_FAILURE", "closed"),
+    ])
+    .unwrap();
+    let LimitStore::Redis(redis) = s.rate_limits.store else {
+        panic!("expected the Redis store");
+    };
+    assert_eq!(redis.timeout, Duration::from_millis(50));
+    assert_eq!(redis.key_prefix, "eu-1:auth");
+    assert_eq!(redis.on_failure, RedisFailure::Closed);
+}
+
+#[test]
+fn the_redis_store_refuses_unusable_settings_without_echoing_the_url() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("RATE_LIMIT_STORE", "memcached")], "RATE_LIMIT_STORE"),
+        (&[("RATE_LIMIT_STORE", "redis")], "REDIS_URL"),
+        (
+            &[
+                ("RATE_LIMIT_STORE", "redis"),
+                ("REDIS_URL", "http://secret-pw@h"),
+            ],
+            "REDIS_URL",
+        ),
+        (
+            &[
+                ("RATE_LIMIT_STORE", "redis"),
+                ("REDIS_URL", "rediss://secret-pw@h"),
+            ],
+            "REDIS_URL",
+        ),
+        (
+            &[
+                ("RATE_LIMIT_STORE", "redis"),
+                ("REDIS_URL", "redis://secret-pw@:x:y"),
+            ],
+            "REDIS_URL",
+        ),
+        (
+            &[
+                ("RATE_LIMIT_STORE", "redis"),
+                ("REDIS_URL", "redis://h"),
+                ("REDIS_TIMEOUT", "0"),
+            ],
+            "REDIS_TIMEOUT",
+        ),
+        (
+            &[
+                ("RATE_LIMIT_STORE", "redis"),
+                ("REDIS_URL", "redis://h"),
+                ("REDIS_TIMEOUT", "6s"),
+            ],
+            "REDIS_TIMEOUT",
+        ),
+        (
+            &[
+                ("RATE_LIMIT_STORE", "redis"),
+                ("REDIS_URL", "redis://h"),
+                ("REDIS_KEY_PREFIX", "a b"),
+            ],
+            "REDIS_KEY_PREFIX",
+        ),
+        (
+            &[
+                ("RATE_LIMIT_STORE", "redis"),
+                ("REDIS_URL", "redis://h"),
+                ("RATE_LIMIT_REDIS_FAILURE", "maybe"),
+            ],
+            "RATE_LIMIT_REDIS_FAILURE",
+        ),
+    ];
+    for (pairs, var) in cases {
+        let err = from(pairs).unwrap_err();
+        assert_eq!(err.var, *var, "{pairs:?}");
+        assert!(!err.message.contains("secret-pw"), "{}", err.message);
+    }
+}

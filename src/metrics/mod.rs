@@ -20,6 +20,8 @@
 //! | `auth_logins_total` (counter) | `outcome` | the auth service |
 //! | `auth_refreshes_total` (counter) | `outcome` | the auth service |
 //! | `auth_rate_limited_total` (counter) | `limit` | the auth service |
+//! | `auth_rate_limit_store_errors_total` (counter) | | Redis calls of the shared rate limits that failed or timed out |
+//! | `auth_rate_limit_store_up` (gauge) | | 1 when the last Redis call answered, 0 when it failed |
 //! | `auth_security_events_total` (counter) | `kind` | the auth service |
 //!
 //! `operation` is a root field of the schema, `introspection` or `other`
@@ -120,6 +122,14 @@ fn describe() {
     describe_counter!(
         "auth_rate_limited_total",
         "Requests refused by a rate limit, by limit"
+    );
+    describe_counter!(
+        "auth_rate_limit_store_errors_total",
+        "Calls to the shared rate limits' Redis that failed or timed out"
+    );
+    describe_gauge!(
+        "auth_rate_limit_store_up",
+        "1 when the last call to the shared rate limits' Redis answered, 0 when it failed"
     );
     describe_counter!(
         "auth_security_events_total",

@@ -635,15 +635,16 @@ impl TestApp {
 }
 
 /// In CI (`CI` set, as `.ci/run` runs) every backend must be built in: a missing database
-/// server there fails the run instead of skipping a third of the suite.
+/// server or Redis there fails the run instead of skipping part of the suite.
 #[test]
 fn ci_builds_run_every_backend() {
     if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-        let built_in = [cfg!(test_mysql), cfg!(test_postgres)];
+        let built_in = [cfg!(test_mysql), cfg!(test_postgres), cfg!(test_redis)];
         assert_eq!(
             built_in,
-            [true, true],
-            "CI must set TEST_MYSQL_URL and TEST_POSTGRES_URL before building the tests"
+            [true, true, true],
+            "CI must set TEST_MYSQL_URL, TEST_POSTGRES_URL and TEST_REDIS_URL before building \
+             the tests"
         );
     }
 }

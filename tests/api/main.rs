@@ -33,6 +33,7 @@ mod resilience;
 mod schema;
 mod server_process;
 mod sessions;
+mod shared_limits;
 mod smtp;
 mod storage_failures;
 mod tokens;
