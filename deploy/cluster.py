@@ -60,6 +60,9 @@ defaults
     log global
     option httplog
     option forwardfor
+    # A new server connection per request: a request never goes out on a kept-alive
+    # connection the server has just closed (or died with), which HAProxy could not retry.
+    option http-server-close
     timeout connect 1s
     timeout client 30s
     timeout server 30s
@@ -339,7 +342,7 @@ class Cluster:
             "LOG_FORMAT": "pretty",
             # On SIGTERM /health answers 503 this long before the listener closes: HAProxy
             # (two failed checks 500 ms apart) takes the instance out first.
-            "SHUTDOWN_DRAIN": "2s",
+            "SHUTDOWN_DRAIN": "3s",
             # sea_orm_migration at info: the instance that migrates says so in its log.
             "RUST_LOG": "info,sqlx=warn,sea_orm=warn,sea_orm_migration=info",
             **{k: str(v) for k, v in LIMITS.items()},
@@ -440,9 +443,16 @@ class Cluster:
     # -- verbs for the scenarios --
 
     def kill9(self, i):
+        """SIGKILL to instance `i`; returns once its port no longer listens (the process's
+        leader can look gone while its other threads still hold the sockets)."""
         inst = self.instances[i]
         os.kill(inst["pid"], signal.SIGKILL)
         wait_gone(inst["pid"], self.state["binary"], 10)
+        deadline = time.monotonic() + 10
+        while any(lp == inst["port"] and st == "0A" for lp, _, st, _ in tcp_sockets()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{inst['name']}'s port still listens 10 s after SIGKILL")
+            time.sleep(0.001)
 
     def sigterm(self, i):
         os.kill(self.instances[i]["pid"], signal.SIGTERM)
@@ -474,6 +484,11 @@ class Cluster:
             while chunk := s.recv(65536):
                 out += chunk
         return out.decode()
+
+    def set_server_state(self, i, state):
+        """`ready`, `drain` (no new requests; those under way finish) or `maint` for
+        instance `i` on the balancer; HAProxy's answer (empty when it took it)."""
+        return self.haproxy(f"set server auth/{self.instances[i]['name']} state {state}").strip()
 
     def server_stats(self):
         """HAProxy's `show stat` rows of the backend's servers, by server name."""

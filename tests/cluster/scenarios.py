@@ -273,7 +273,8 @@ def an_instance_killed_under_load_fails_only_its_requests_in_flight(cluster):
                              what=f"{name} DOWN")
         load.wait_answers(60)
     failures = load.failures()
-    late = [(op, a) for op, _, a in failures if a.started > killed_done]
+    late = [(op, f"started {a.started - killed_done:.3f} s after", a)
+            for op, _, a in failures if a.started > killed_done]
     check(not late, f"requests that started after the kill failed: {late[:5]}")
     http_level = [(op, a) for op, _, a in failures if a.status not in (0, 502, 503, 504)]
     check(not http_level, f"failures other than a lost connection: {http_level[:5]}")
@@ -288,6 +289,36 @@ def an_instance_killed_under_load_fails_only_its_requests_in_flight(cluster):
           f"{killed_done - killed_at:.3f} s), {n} registrations all present")
     cluster.start_instance(victim)
     cluster.wait_servers(lambda st: st.get(name) == "UP", timeout=15, what=f"{name} UP again")
+
+
+class Watch:
+    """Polls, from a thread of its own, when HAProxy first shows instance `i` DOWN (or
+    MAINT) and when its process is gone: the test's thread is busy meanwhile."""
+
+    def __init__(self, cluster, i):
+        self.cluster, self.i = cluster, i
+        self.name = cluster.instances[i]["name"]
+        self.down_at = self.exited_at = None
+        self.states = {}
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.deadline = time.monotonic() + 60
+        self.thread.start()
+
+    def run(self):
+        while time.monotonic() < self.deadline:
+            if self.down_at is None:
+                self.states = self.cluster.server_states()
+                if self.states.get(self.name) in ("DOWN", "MAINT"):
+                    self.down_at = time.monotonic()
+            if self.exited_at is None and not self.cluster.running(self.i):
+                self.exited_at = time.monotonic()
+            if self.down_at is not None and self.exited_at is not None:
+                return
+            time.sleep(0.02)
+
+    def result(self, timeout):
+        self.thread.join(timeout)
+        return self.down_at, self.exited_at
 
 
 @scenario(group="disruptive")
@@ -307,6 +338,7 @@ def sigterm_under_load_finishes_in_flight_requests_and_the_balancer_drains(clust
         while not local_cluster.server_has_read(inst["port"], ports):
             check(time.monotonic() < deadline, f"{name} did not read the half-sent requests")
             time.sleep(0.01)
+        watch = Watch(cluster, victim)
         termed_at = time.monotonic()
         cluster.sigterm(victim)
         check(not cluster.wait_exit(victim, timeout=0.3),
@@ -318,13 +350,12 @@ def sigterm_under_load_finishes_in_flight_requests_and_the_balancer_drains(clust
             load.record("register", h.address, a)
             on_victim += h in balanced and a.served_by == name
         # SHUTDOWN_DRAIN: HAProxy takes it out while it still serves, then it exits.
-        cluster.wait_servers(lambda st: st.get(name) in ("DOWN", "MAINT"), timeout=10,
-                             what=f"{name} DOWN")
-        down_at = time.monotonic()
-        check(cluster.running(victim),
-              f"{name} exited before HAProxy took it out (no drain)")
-        check(cluster.wait_exit(victim, timeout=30), f"{name} still runs 30 s after SIGTERM")
-        exited_after = time.monotonic() - termed_at
+        down_at, exited_at = watch.result(timeout=30)
+        check(down_at is not None, f"HAProxy never marked {name} down: {watch.states}")
+        check(exited_at is not None, f"{name} still runs 30 s after SIGTERM")
+        check(down_at < exited_at, f"{name} exited {exited_at - termed_at:.2f} s after SIGTERM, "
+                                   f"before HAProxy took it out ({down_at - termed_at:.2f} s)")
+        exited_after = exited_at - termed_at
         load.wait_answers(60)
     failures = load.failures()
     check(not failures, f"{len(failures)} requests failed through the balancer: "
@@ -339,6 +370,31 @@ def sigterm_under_load_finishes_in_flight_requests_and_the_balancer_drains(clust
           f"{exited_after:.2f} s after SIGTERM, DOWN {down_at - termed_at:.2f} s after it")
     cluster.start_instance(victim)
     cluster.wait_servers(lambda st: st.get(name) == "UP", timeout=15, what=f"{name} UP again")
+
+
+@scenario(group="disruptive")
+def a_server_drained_on_the_balancer_gets_no_new_requests_and_comes_back(cluster):
+    victim = 0
+    name = cluster.instances[victim]["name"]
+    with MixedLoad(cluster.balancer, threads=4) as load:
+        load.wait_answers(30)
+        answer = cluster.set_server_state(victim, "drain")
+        check(answer == "", f"HAProxy refused the drain: {answer!r}")
+        drained_at = time.monotonic()
+        check(cluster.server_states().get(name) == "DRAIN",
+              f"HAProxy's view after the drain: {cluster.server_states()}")
+        load.wait_answers(60)
+        answer = cluster.set_server_state(victim, "ready")
+        check(answer == "", f"HAProxy refused to make it ready: {answer!r}")
+        ready_at = time.monotonic()
+        load.wait_answers(60)
+    failures = load.failures()
+    check(not failures, f"{len(failures)} requests failed: {failures[:5]}")
+    during = [a for _, _, a in load.answers if drained_at < a.started and a.ended < ready_at]
+    check(during and all(a.served_by != name for a in during),
+          f"{name} was sent requests while drained")
+    after = {a.served_by for _, _, a in load.answers if a.started > ready_at}
+    check(name in after, f"{name} got nothing after it was made ready: {after}")
 
 
 # --- shared rate limits (RATE_LIMIT_STORE=redis) ---
