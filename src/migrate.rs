@@ -75,10 +75,47 @@ pub async fn run(
     settings: &DatabaseSettings,
     action: Action,
 ) -> Result<Vec<MigrationState>, DbErr> {
+    let conn = open_dedicated(settings).await?;
+    let result = locked(&conn, action, settings.migration_lock_timeout).await;
+    // Closing the session releases the lock even where releasing it explicitly failed.
+    let closed = conn.close().await;
+    // The migrations' own error matters more than a failure to close.
+    let states = result?;
+    closed?;
+    Ok(states)
+}
+
+/// As [`run`] with [`Action::Up`], then `then` on the lock's own connection before the lock
+/// is released: start-up work that exactly one of the instances started together must do
+/// (making the first signing key), after the migrations it needs.
+pub async fn up_then<E: From<DbErr>>(
+    settings: &DatabaseSettings,
+    then: impl AsyncFnOnce(&DatabaseConnection) -> Result<(), E>,
+) -> Result<(), E> {
+    let conn = open_dedicated(settings).await?;
+    let backend = conn.get_database_backend();
+    let result = async {
+        acquire(&conn, backend, settings.migration_lock_timeout).await?;
+        let outcome = match apply(&conn, Action::Up).await {
+            Ok(_) => then(&conn).await,
+            Err(e) => Err(e.into()),
+        };
+        let released = release(&conn, backend, outcome.is_ok()).await;
+        outcome?;
+        released.map_err(E::from)
+    }
+    .await;
+    let closed = conn.close().await;
+    result?;
+    closed.map_err(E::from)
+}
+
+/// The lock's [`dedicated_connection`], opened by the deadline.
+async fn open_dedicated(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let deadline = tokio::time::Instant::now() + settings.migration_lock_timeout;
-    let conn = loop {
+    loop {
         match dedicated_connection(settings).await {
-            Ok(conn) => break conn,
+            Ok(conn) => return Ok(conn),
             // Switching a new SQLite file to WAL needs a lock another process may hold, and
             // SQLite refuses that at once instead of waiting: retry until the deadline.
             Err(e) if is_sqlite_busy(&e) => {
@@ -89,14 +126,7 @@ pub async fn run(
             }
             Err(e) => return Err(e),
         }
-    };
-    let result = locked(&conn, action, settings.migration_lock_timeout).await;
-    // Closing the session releases the lock even where releasing it explicitly failed.
-    let closed = conn.close().await;
-    // The migrations' own error matters more than a failure to close.
-    let states = result?;
-    closed?;
-    Ok(states)
+    }
 }
 
 /// Acquires the lock, runs `action`, and releases the lock whatever the outcome.

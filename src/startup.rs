@@ -10,7 +10,7 @@ use crate::auth::AuthService;
 use crate::clock::Clock;
 use crate::config::{HttpSettings, Settings};
 use crate::graphql::Executor;
-use crate::http::{AppState, ClientIpResolver, routes};
+use crate::http::{AppState, ClientIpResolver, Draining, routes};
 use crate::jobs::{Jobs, MailQueue, MailWorker};
 use crate::mail::{Mailer, Sealer, Templates};
 use crate::metrics::{Exporter, Metrics, Sampler};
@@ -60,6 +60,8 @@ pub struct Application {
     exporter: Option<Exporter>,
     /// Samples the pool and outbox gauges (a no-op when metrics are off).
     sampler: Sampler,
+    /// Turned on when a shutdown signal starts the `SHUTDOWN_DRAIN`.
+    draining: Draining,
 }
 
 impl Application {
@@ -77,8 +79,13 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let db = crate::db::connect(&settings.database).await?;
-        // Under a lock shared with every other instance on this database.
-        crate::migrate::run(&settings.database, crate::migrate::Action::Up).await?;
+        // Under a lock shared with every other instance on this database, and so is the
+        // first signing key: instances started together make one between them.
+        let now = collaborators.clock.now();
+        crate::migrate::up_then(&settings.database, async |conn: &DatabaseConnection| {
+            first_signing_key(conn, &settings, now).await
+        })
+        .await?;
         Self::assemble(settings, db, collaborators).await
     }
 
@@ -120,7 +127,9 @@ impl Application {
         auth.start_signing_keys(&settings).await?;
         let sampler = Sampler::new(metrics.clone(), db.clone(), queue.clone());
         let exporter = metrics_listener.map(|listener| Exporter::new(listener, sampler.clone()));
+        let draining = Draining::default();
         let state = AppState {
+            draining: draining.clone(),
             executor: Executor::new(auth.clone(), &settings.graphql),
             health: crate::storage::HealthCheck::new(db, auth.database_file()),
             client_ip: ClientIpResolver::new(settings.http.trusted_proxies.clone()),
@@ -149,6 +158,7 @@ impl Application {
             keys_reload: settings.tokens.keys_reload,
             exporter,
             sampler,
+            draining,
         })
     }
 
@@ -172,9 +182,27 @@ impl Application {
         self.mail.clone()
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
+    /// Serves until Ctrl-C or SIGTERM, then for `SHUTDOWN_DRAIN` keeps serving while
+    /// `/health` answers 503 (a second signal cuts that short), then stops accepting and
+    /// lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
+        let draining = self.draining.clone();
+        let drain = self.http.shutdown_drain;
+        self.run_until(async move {
+            shutdown_signal().await;
+            if let Some(drain) = drain {
+                draining.start();
+                tracing::info!(
+                    ?drain,
+                    "draining: /health answers 503, requests are still served"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(drain) => {}
+                    () = shutdown_signal() => {}
+                }
+            }
+        })
+        .await
     }
 
     /// Serves until `stop` completes.
@@ -217,6 +245,40 @@ impl Application {
         events.finish().await;
         served
     }
+}
+
+/// In development, makes the first stored signing key if none can sign (production
+/// refuses to start instead; see `AuthService::start_signing_keys`). Run under the
+/// migration lock, on its connection. Not on SQLite, whose lock is a transaction open on
+/// that connection: there the key is made after the lock, as before.
+async fn first_signing_key(
+    conn: &DatabaseConnection,
+    settings: &Settings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StartupError> {
+    use crate::auth::tokens::signing::{StartError, admin};
+    use secrecy::ExposeSecret;
+    let stored = matches!(
+        settings.tokens.key_source,
+        crate::config::KeySource::Database { .. }
+    );
+    if settings.environment != crate::config::Environment::Development
+        || !stored
+        || conn.get_database_backend() == sea_orm::DatabaseBackend::Sqlite
+    {
+        return Ok(());
+    }
+    let store = Store::new(conn.clone(), settings.database.url.expose_secret());
+    let made = admin::ensure_signing_key(&store, &settings.tokens, now)
+        .await
+        .map_err(StartError::from)?;
+    if let Some(kid) = made {
+        tracing::warn!(
+            %kid,
+            "no signing key was stored; made one (in production, run `auth-server keys rotate`)"
+        );
+    }
+    Ok(())
 }
 
 /// Connections waiting to be accepted (the kernel caps it at `net.core.somaxconn`): where

@@ -30,6 +30,10 @@ pub struct HttpSettings {
     /// Most client connections open at once; at the bound the server stops accepting
     /// until one closes. Lowered at start-up to what the descriptor limit allows.
     pub max_connections: usize,
+    /// After SIGTERM, how long `/health` answers 503 while requests are still served, so a
+    /// load balancer takes the instance out before its listener closes; `None`: close at
+    /// once.
+    pub shutdown_drain: Option<Duration>,
 }
 
 impl HttpSettings {
@@ -54,6 +58,7 @@ impl HttpSettings {
             header_read_timeout: nonzero_duration(get, "HTTP_HEADER_READ_TIMEOUT", "10s")?,
             keep_alive_timeout: optional_duration(get, "HTTP_KEEP_ALIVE_TIMEOUT", "75s")?,
             max_connections: positive(get, "HTTP_MAX_CONNECTIONS", 4096usize)?,
+            shutdown_drain: optional_duration(get, "SHUTDOWN_DRAIN", "0s")?,
         })
     }
 }

@@ -30,6 +30,7 @@ use tower_http::trace::TraceLayer;
 
 pub use client_ip::ClientIpResolver;
 pub use graphiql::GraphiqlPage;
+pub use health::Draining;
 pub use media::error_response;
 pub use server::{connection_limit, raise_descriptor_limit};
 pub use well_known::WellKnown;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub graphiql: Option<GraphiqlPage>,
     /// The JWKS and discovery documents.
     pub well_known: WellKnown,
+    /// On during the shutdown drain: `/health` answers 503.
+    pub draining: Draining,
 }
 
 /// The routes, without middleware (see [`serve`]).

@@ -10,6 +10,7 @@ mod adversarial_nesting;
 mod adversarial_tokens;
 mod cli;
 mod connections;
+mod drain;
 mod durability;
 mod error_codes;
 mod http_surface;

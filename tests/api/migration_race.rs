@@ -71,6 +71,71 @@ async fn instances_started_at_once_on_an_empty_database_all_start_and_migrate_on
     }
 }
 
+/// Development instances with stored keys, started together on an empty database: one of
+/// them makes the first signing key (under the migration lock), and every instance accepts
+/// the access tokens of every other from the start.
+async fn instances_started_at_once_make_one_first_signing_key_between_them(backend: Backend) {
+    let (_guard, url) = create_database(backend).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kek = [("KEY_ENCRYPTION_KEY", crate::keys::KEK)];
+    let mut servers: Vec<ServerProcess> = (0..3)
+        .map(|_| spawn(dir.path(), &url, &["serve"], &kek, &[]))
+        .collect();
+    for server in &mut servers {
+        server.wait_healthy(Duration::from_secs(20)).await;
+    }
+    let db = Database::connect(&url).await.expect("connect");
+    let keys = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT kid FROM signing_keys",
+        ))
+        .await
+        .expect("read the signing keys");
+    db.close().await.ok();
+    assert_eq!(
+        keys.len(),
+        1,
+        "instances started together made {} keys",
+        keys.len()
+    );
+
+    let client = reqwest::Client::new();
+    for server in &servers {
+        let body: serde_json::Value = client
+            .post(server.url("/graphql"))
+            .json(&serde_json::json!({
+                "query": "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+                "variables": {"i": {
+                    "email": format!("{}@example.com", uuid::Uuid::new_v4().simple()),
+                    "password": PASSWORD,
+                }},
+            }))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("JSON");
+        let token = body["data"]["register"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"));
+        for other in &servers {
+            let me: serde_json::Value = client
+                .post(other.url("/graphql"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"query": "{ me { id } }"}))
+                .send()
+                .await
+                .expect("me")
+                .json()
+                .await
+                .expect("JSON");
+            assert!(me["data"]["me"]["id"].is_string(), "{me}");
+        }
+    }
+}
+
 /// Holds the migration lock of the database at `url` the way another instance would, until
 /// dropped (the connection closes).
 struct HeldLock(DatabaseConnection);
@@ -162,3 +227,6 @@ backend_tests!(
     instances_started_at_once_on_an_empty_database_all_start_and_migrate_once,
     a_migration_waits_for_a_held_lock_at_most_the_configured_time_and_says_why
 );
+
+// SQLite keeps its first key outside the lock (the lock is a transaction on its connection).
+crate::server_backend_tests!(instances_started_at_once_make_one_first_signing_key_between_them);
