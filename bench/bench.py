@@ -458,6 +458,101 @@ def metrics_cost(out, cfg, hash_):
             srv.stop()
 
 
+def proc_cpu_secs(pids):
+    """CPU seconds (user + system) the processes `pids` have used so far; gone ones count 0."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / hz
+
+
+def pids_named(comm):
+    """Every process whose name (comm) is `comm`: PostgreSQL's backends come and go."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == comm:
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def cluster_figure(out, cfg, hash_, admin_url):
+    """`me` and `refreshToken` through HAProxy with 1, 2 and 3 instances on PostgreSQL.
+
+    deploy/local-cluster's cluster (three release instances with shared secrets, a private
+    Redis for the rate limits, HAProxy with active health checks) on a fresh database on
+    the PostgreSQL of `admin_url`, seeded with HOT sessions. The number of instances in
+    service is set through HAProxy's admin socket (the others in `maint`), so the same
+    processes and the same database serve every count. A pass measures 1, 2 and 3
+    instances (the order reversed every other pass); each count is a 1 s warm-up, `me` and
+    then `refreshToken` at THROUGHPUT_CONNS connections through the balancer. The CPU each
+    kind of process used during each measurement is read from /proc.
+    """
+    sys.path.insert(0, os.path.join(ROOT, "deploy"))
+    import cluster as local_cluster  # deploy/cluster.py
+    os.environ["TEST_POSTGRES_URL"] = admin_url
+    c = local_cluster.Cluster.up("postgres", 3, SERVER,
+                                 state_path=os.path.join(out, "cluster-state.json"))
+    try:
+        d = os.path.join(out, "cluster-seed")
+        os.makedirs(d, exist_ok=True)
+        r = sh([TOOL, "seed", d, hash_, str(HOT), "0", "0"], 900, env=c.instance_env(0), cwd=d)
+        log(f"cluster: {r.stderr.strip()}")
+        tokens = Tokens(d)
+        counts = (1, 2, 3)
+        res = {n: [] for n in counts}
+        for k in range(cfg["alternations"]):
+            for n in (counts if k % 2 == 0 else counts[::-1]):
+                for i in range(3):
+                    answer = c.set_server_state(i, "ready" if i < n else "maint")
+                    if answer:
+                        raise RuntimeError(f"HAProxy refused a state change: {answer}")
+                names = [inst["name"] for inst in c.instances]
+                c.wait_servers(lambda st: all(st.get(names[i]) == ("UP" if i < n else "MAINT")
+                                              for i in range(3)),
+                               timeout=30, what=f"{n} instance(s) in service")
+                wrk(c.balancer, "me", tokens.access, THROUGHPUT_CONNS, 1)
+                m = {}
+                for mode, file in (("me", tokens.access), ("refresh", tokens.refresh_chunk())):
+                    groups = {
+                        "instances": [c.instances[i]["pid"] for i in range(3)],
+                        "haproxy": [c.state["balancer"]["pid"]],
+                        "postgres": pids_named("postgres"),
+                        "redis": [c.state["redis"]["pid"]],
+                    }
+                    before = {g: proc_cpu_secs(p) for g, p in groups.items()}
+                    wrk_before = os.times()
+                    t0 = time.monotonic()
+                    s = check(wrk(c.balancer, mode, file, THROUGHPUT_CONNS, cfg["secs"]),
+                              f"cluster {n} {mode}")
+                    wall = time.monotonic() - t0
+                    groups["postgres"] = sorted(set(groups["postgres"]) | set(pids_named("postgres")))
+                    wrk_after = os.times()
+                    s["cores"] = {g: (proc_cpu_secs(p) - before[g]) / wall
+                                  for g, p in groups.items()}
+                    s["cores"]["wrk"] = ((wrk_after.children_user + wrk_after.children_system)
+                                         - (wrk_before.children_user + wrk_before.children_system)
+                                         ) / wall
+                    m[mode] = s
+                res[n].append(m)
+                log(f"cluster, pass {k + 1}, {n} instance(s): me {m['me']['rps']:.0f}/s, "
+                    f"refresh {m['refresh']['rps']:.0f}/s")
+        return {"counts": {str(n): v for n, v in res.items()},
+                "alternations": cfg["alternations"]}
+    finally:
+        c.down()
+
+
 def cpu_clock():
     """(CPU seconds the machine spent busy, stolen seconds, CPU seconds of this process and
     its waited-for children, monotonic time). Busy counts interrupts too: the loopback
@@ -506,6 +601,10 @@ def main():
                     "`me` on, interleaved with the HS256/ES256 comparison")
     ap.add_argument("--compare-label", metavar="TEXT",
                     help="how the report names --compare-binary (default: its path)")
+    ap.add_argument("--only-cluster", action="store_true",
+                    help="measure only the cluster figure (1, 2, 3 instances behind HAProxy on "
+                    "the PostgreSQL of BENCH_POSTGRES_URL); prints the section and writes it to "
+                    "the run's directory (BENCHMARKS.md is left alone)")
     ap.add_argument("--only-metrics", action="store_true",
                     help="measure only `me` with metrics on and off; prints the section and "
                     "writes it to the run's directory (BENCHMARKS.md is left alone)")
@@ -542,6 +641,25 @@ def main():
         return statistics.median(json.loads(r.stdout)["verify_secs"])
     first = json.loads(sh([TOOL, "bcrypt", "12", "1"], 300).stdout)
     hash_ = first["hash"]
+
+    if args.only_cluster:
+        admin = os.environ.get("BENCH_POSTGRES_URL")
+        if not admin:
+            sys.exit("--only-cluster needs BENCH_POSTGRES_URL (e.g. "
+                     "postgres://postgres@127.0.0.1:5432/postgres)")
+        log(f"cluster: 1, 2 and 3 instances behind HAProxy, {cfg['alternations']} pass(es)")
+        measured = cluster_figure(out, cfg, hash_, admin)
+        import report  # bench/report.py
+        others, stolen = other_cores(clock_before, cpu_clock())
+        section = report.cluster_section(measured, cfg, stats)[1]
+        section += (f"\nLoad average {load_before:.1f} at the start.\n")
+        with open(os.path.join(out, "cluster.md"), "w") as f:
+            f.write(section)
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump({"cfg": cfg, "cluster": measured}, f, indent=1, default=str)
+        print(section)
+        log(f"done in {(time.monotonic() - started) / 60:.1f} min: {out}/cluster.md")
+        return
 
     if args.only_metrics:
         first = json.loads(sh([TOOL, "bcrypt", "12", "1"], 300).stdout)
@@ -606,13 +724,18 @@ def main():
             log(f"{kind}: {os.environ[var].split('@')[-1]}")
             backends[kind] = other_backend(out, kind, os.environ[var], cfg, hash_)
 
+    clustered = None
+    if os.environ.get("BENCH_POSTGRES_URL"):
+        log(f"cluster: 1, 2 and 3 instances behind HAProxy, {cfg['alternations']} pass(es)")
+        clustered = cluster_figure(out, cfg, hash_, os.environ["BENCH_POSTGRES_URL"])
+
     elapsed = time.monotonic() - started
     others, stolen = other_cores(clock_before, cpu_clock())
     log(f"other programs used {others:.2f} cores on average, {stolen:.2f} stolen")
     import report  # bench/report.py
     report.write(report_path, plot_path, profile=profile, cfg=cfg, runs=runs, startups=startups,
                  soak=soaked, plans=plans, counts=counts, seed_secs=seed_secs, backends=backends,
-                 signing=signed, metrics=measured,
+                 signing=signed, metrics=measured, cluster=clustered,
                  elapsed=elapsed, cores=CORES, stats=stats,
                  load_before=load_before, load_after=os.getloadavg()[0],
                  others=others, stolen=stolen)
@@ -620,7 +743,7 @@ def main():
         json.dump({"cfg": cfg, "runs": [{k: v for k, v in r.items() if not k.startswith("_")}
                                         for r in runs],
                    "startups": startups, "soak": soaked, "backends": backends,
-                   "signing": signed, "metrics": measured}, f, indent=1,
+                   "signing": signed, "metrics": measured, "cluster": clustered}, f, indent=1,
                   default=str)
     log(f"done in {elapsed / 60:.1f} min: {report_path}, {plot_path}")
 

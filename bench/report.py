@@ -208,9 +208,70 @@ throughput (goal: under 5 %).
     return [row], md
 
 
+def cluster_section(cluster, cfg, stats):
+    """The figures-table row and the section on 1, 2 and 3 instances behind HAProxy (issue 16)."""
+    counts = cluster["counts"]
+    n = cluster["alternations"]
+
+    def fmt(t, digits=0):
+        med, lo, hi = t
+        return f"**{med:.{digits}f}** ({lo:.{digits}f}–{hi:.{digits}f})"
+
+    def per(count, mode, key):
+        return [m[mode][key] for m in counts[count]]
+
+    def cores(count, mode, group):
+        return stats([m[mode]["cores"][group] for m in counts[count]])[0]
+
+    scale = stats([three / one for three, one in zip(per("3", "me", "rps"), per("1", "me", "rps"))])
+    row = (f"| 10 | `me` req/s, 3 instances ÷ 1 behind HAProxy on PostgreSQL (issue 16) | "
+           f"{fmt(scale, 2)} | (reported: 2 cores) | — |")
+    lines = ["| instances in service | `me` req/s | `me` p50 / p99 ms | `refreshToken` req/s | "
+             "`refreshToken` p50 / p99 ms |",
+             "| --- | --- | --- | --- | --- |"]
+    for c in ("1", "2", "3"):
+        lines.append(
+            f"| {c} | {fmt(stats(per(c, 'me', 'rps')))} | "
+            f"{fmt(stats(per(c, 'me', 'p50')), 2)} / {fmt(stats(per(c, 'me', 'p99')), 2)} | "
+            f"{fmt(stats(per(c, 'refresh', 'rps')))} | "
+            f"{fmt(stats(per(c, 'refresh', 'p50')), 2)} / "
+            f"{fmt(stats(per(c, 'refresh', 'p99')), 2)} |")
+    groups = ("instances", "haproxy", "postgres", "redis", "wrk")
+    cpu = ["| instances in service, load | " + " | ".join(groups) + " | sum |",
+           "| --- | " + " | ".join("---" for _ in groups) + " | --- |"]
+    for c in ("1", "2", "3"):
+        for mode, label in (("me", "`me`"), ("refresh", "`refreshToken`")):
+            used = [cores(c, mode, g) for g in groups]
+            cpu.append(f"| {c}, {label} | " + " | ".join(f"{u:.2f}" for u in used)
+                       + f" | {sum(used):.2f} |")
+    md = f"""
+## Several instances behind a load balancer (issue 16)
+
+`deploy/local-cluster`'s cluster, started by the benchmark: three release instances with
+shared secrets on one fresh PostgreSQL database (the machine's own server), a private Redis
+holding the rate limits, and HAProxy (round robin, active `/health` checks, a new server
+connection per request) in front. The database is seeded with 1,000 sessions. How many
+instances are in service is set through HAProxy's admin socket (the others in `maint`), so
+every count uses the same processes and the same database. A pass measures 1, 2 and 3
+instances, the order reversed every other pass ({n} pass{'' if n == 1 else 'es'}); each
+count is a 1 s warm-up, then `me` and then `refreshToken`, 32 connections for {cfg['secs']} s
+through the balancer. Each figure is the median (min–max) over the passes.
+
+{chr(10).join(lines)}
+
+CPU used during each measurement, in cores (median over the passes; from `/proc`, user +
+system; the instances' column sums all three, idle ones included). The machine has
+{os.cpu_count()} cores, so every count shares the same two: this measures what a second and
+third instance cost and where the CPU goes, not how a cluster of separate machines scales.
+
+{chr(10).join(cpu)}
+"""
+    return [row], md
+
+
 def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, seed_secs,
           backends, elapsed, cores, stats, load_before=None, load_after=None, signing=None,
-          others=None, stolen=None, metrics=None):
+          others=None, stolen=None, metrics=None, cluster=None):
     def fig(key_fn):
         return stats([key_fn(r) for r in runs])
 
@@ -260,6 +321,10 @@ def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, se
     if metrics:
         metrics_rows, metrics_md = metrics_section(metrics, cfg, stats)
         rows.extend(metrics_rows)
+    cluster_md = ""
+    if cluster:
+        cluster_rows, cluster_md = cluster_section(cluster, cfg, stats)
+        rows.extend(cluster_rows)
 
     def absolute(label, fn, digits=0, unit=""):
         return f"| {label} | {fmt(fig(fn), digits, unit)} |"
@@ -369,7 +434,7 @@ core count (its default), `BCRYPT_COST=12` (the default). Total time {elapsed / 
 | connections | req/s | p50 ms | p90 ms | p99 ms |
 | --- | --- | --- | --- | --- |
 {chr(10).join(sweep_rows)}
-{backend_md}{signing_md}{metrics_md}
+{backend_md}{signing_md}{metrics_md}{cluster_md}
 ## How each figure is measured
 
 1. **Login throughput.** `wrk` sends `login` mutations for {4 * cores} connections
