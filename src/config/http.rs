@@ -1,7 +1,7 @@
 //! The HTTP section: who may call (CORS, trusted proxies), how much they may send, and
 //! how long connections may stay open.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -43,7 +43,10 @@ impl HttpSettings {
             .iter()
             .map(|p| parse_proxy(p))
             .collect::<Result<_, _>>()?;
-        for net in trusted_proxies.iter().filter(|net| net.prefix_len() == 0) {
+        for net in trusted_proxies
+            .iter()
+            .filter(|net| holds_every_address(net))
+        {
             warnings.push(format!(
                 "TRUSTED_PROXIES contains {net}, which holds every address: any client can \
                  choose its own address with X-Forwarded-For and escape the per-IP rate \
@@ -61,6 +64,16 @@ impl HttpSettings {
             shutdown_drain: optional_duration(get, "SHUTDOWN_DRAIN", "0s")?,
         })
     }
+}
+
+/// Whether `net` holds every address of a family: `0.0.0.0/0`, `::/0`, or every IPv4
+/// address in IPv4-mapped form (`::ffff:0:0/96` and the ranges around it), which the
+/// client-address resolver matches IPv4 peers against too.
+fn holds_every_address(net: &IpNet) -> bool {
+    let mapped = |v4: Ipv4Addr| IpAddr::V6(v4.to_ipv6_mapped());
+    net.prefix_len() == 0
+        || (net.contains(&mapped(Ipv4Addr::UNSPECIFIED))
+            && net.contains(&mapped(Ipv4Addr::BROADCAST)))
 }
 
 /// An address (`10.0.0.1`) or a range (`10.0.0.0/8`).

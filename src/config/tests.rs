@@ -204,7 +204,7 @@ fn graphiql_without_introspection_is_allowed_with_a_warning() {
 
 #[test]
 fn a_catch_all_trusted_proxy_range_is_warned_about() {
-    for catch_all in ["0.0.0.0/0", "::/0"] {
+    for catch_all in ["0.0.0.0/0", "::/0", "::ffff:0.0.0.0/96", "::/80"] {
         let s = from(&[("TRUSTED_PROXIES", &format!("10.0.0.0/8, {catch_all}"))]).unwrap();
         let warned: Vec<_> = s
             .warnings

@@ -32,9 +32,18 @@ impl ClientIpResolver {
         Self { trusted }
     }
 
+    /// Whether `ip` is inside a trusted range. An IPv4 address also matches a range
+    /// written in its IPv4-mapped IPv6 form (`::ffff:10.0.0.1`, `::ffff:10.0.0.0/120`), as
+    /// a dual-stack listener shows it: both forms name one peer.
     fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.trusted.iter().any(|net| net.contains(&ip))
+        let mapped = match ip {
+            IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+            IpAddr::V6(_) => None,
+        };
+        self.trusted
+            .iter()
+            .any(|net| net.contains(&ip) || mapped.is_some_and(|m| net.contains(&m)))
     }
 
     /// The client address of a request that arrived from `peer` with `headers`.
@@ -202,5 +211,33 @@ mod tests {
     fn ipv4_mapped_peers_match_ipv4_proxies() {
         let from = "::ffff:127.0.0.1";
         assert_eq!(client(&["127.0.0.1/32"], from, &["192.0.2.1"]), "192.0.2.1");
+    }
+
+    #[test]
+    fn proxies_written_in_ipv4_mapped_form_match_ipv4_peers() {
+        for trusted in ["::ffff:10.0.0.2/128", "::ffff:10.0.0.0/120"] {
+            for from in ["10.0.0.2", "::ffff:10.0.0.2"] {
+                assert_eq!(
+                    client(&[trusted], from, &["198.51.100.7"]),
+                    "198.51.100.7",
+                    "{trusted} from {from}"
+                );
+            }
+            // A hop in the chain, too, and only the range written.
+            let xff = ["198.51.100.7, 10.0.0.3"];
+            assert_eq!(
+                client(&[trusted, "10.0.0.2/32"], "10.0.0.2", &xff),
+                if trusted.ends_with("/120") {
+                    "198.51.100.7"
+                } else {
+                    "10.0.0.3"
+                },
+                "{trusted}"
+            );
+            assert_eq!(
+                client(&[trusted], "10.1.0.2", &["198.51.100.7"]),
+                "10.1.0.2"
+            );
+        }
     }
 }
