@@ -17,11 +17,27 @@ pub struct GraphqlSettings {
     pub introspection: bool,
 }
 
+/// The deepest selection async-graphql's parser lets through: it refuses a document whose
+/// selections and values recurse more than 32 levels, and a selection `depth` deep takes
+/// `depth - 1` of them. A larger `GRAPHQL_MAX_DEPTH` allows nothing more.
+pub const DEEPEST_PARSED_SELECTION: usize = 33;
+
 impl GraphqlSettings {
     /// `in_development` is the default of both exploring tools.
-    pub(super) fn read(get: &impl Lookup, in_development: bool) -> Result<Self, ConfigError> {
+    pub(super) fn read(
+        get: &impl Lookup,
+        in_development: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let max_depth = positive(get, "GRAPHQL_MAX_DEPTH", 16usize)?;
+        if max_depth > DEEPEST_PARSED_SELECTION {
+            warnings.push(format!(
+                "GRAPHQL_MAX_DEPTH={max_depth} allows nothing beyond {DEEPEST_PARSED_SELECTION}: \
+                 the GraphQL parser refuses deeper documents (its recursion limit)"
+            ));
+        }
         Ok(Self {
-            max_depth: positive(get, "GRAPHQL_MAX_DEPTH", 16usize)?,
+            max_depth,
             max_complexity: positive(get, "GRAPHQL_MAX_COMPLEXITY", 500usize)?,
             max_batch: positive(get, "GRAPHQL_MAX_BATCH", 10usize)?,
             graphiql: boolean(get, "GRAPHIQL_ENABLED", in_development)?,

@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 pub use accounts::{AccountSettings, MAX_RESET_TTL, MAX_VERIFICATION_TTL};
 pub use database::DatabaseSettings;
-pub use graphql::GraphqlSettings;
+pub use graphql::{DEEPEST_PARSED_SELECTION, GraphqlSettings};
 pub use http::HttpSettings;
 pub use mail::MailSettings;
 pub use parse::parse_duration;
@@ -127,7 +127,7 @@ impl Settings {
         let rate_limits = RateLimitSettings::read(&get)?;
         // Tools for people exploring the API (GraphiQL, introspection) are on by default
         // in development only.
-        let graphql = GraphqlSettings::read(&get, environment == Development)?;
+        let graphql = GraphqlSettings::read(&get, environment == Development, &mut warnings)?;
         let mail = MailSettings::read(&get, environment, &mut warnings)?;
         let accounts = AccountSettings::read(&get)?;
         let log_format = parse::choice(

@@ -561,3 +561,20 @@ fn the_redis_store_refuses_unusable_settings_without_echoing_the_url() {
         assert!(!err.message.contains("secret-pw"), "{}", err.message);
     }
 }
+
+#[test]
+fn a_max_depth_the_parser_never_reaches_is_warned_about() {
+    let depth_warnings = |s: &Settings| {
+        s.warnings
+            .iter()
+            .filter(|w| w.starts_with("GRAPHQL_MAX_DEPTH"))
+            .count()
+    };
+    for fine in ["16", "33"] {
+        let s = from(&[("GRAPHQL_MAX_DEPTH", fine)]).unwrap();
+        assert_eq!(depth_warnings(&s), 0, "{fine}: {:?}", s.warnings);
+    }
+    let s = from(&[("GRAPHQL_MAX_DEPTH", "60")]).unwrap();
+    assert_eq!(s.graphql.max_depth, 60, "still accepted as before");
+    assert_eq!(depth_warnings(&s), 1, "{:?}", s.warnings);
+}

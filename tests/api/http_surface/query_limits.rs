@@ -65,6 +65,40 @@ async fn a_query_deeper_than_the_limit_is_refused_without_a_server_error(backend
     assert_eq!(ok.body, json!({"data": {"__typename": "Query"}}));
 }
 
+/// `{ __type(name: "User") { ofType { … name … } } }` with `of_types` levels of `ofType`:
+/// a selection `of_types + 2` deep.
+fn of_type_chain(of_types: usize) -> String {
+    let mut query = String::from("name");
+    for _ in 0..of_types {
+        query = format!("ofType {{ {query} }}");
+    }
+    format!("{{ __type(name: \"User\") {{ {query} }} }}")
+}
+
+/// The parser's own bound is where `GRAPHQL_MAX_DEPTH` stops mattering, as the start-up
+/// warning says (`DEEPEST_PARSED_SELECTION`): at that depth a query runs, one deeper is
+/// refused whatever the setting, so a larger setting allows nothing more.
+async fn the_deepest_selection_the_parser_takes_is_the_documented_one(backend: Backend) {
+    use auth_server::config::DEEPEST_PARSED_SELECTION as DEEPEST;
+    let app = spawn_app_with(backend, |s| {
+        s.graphql.max_depth = 1000;
+        s.graphql.max_complexity = 100_000;
+    })
+    .await;
+
+    let deepest = app.gql(&of_type_chain(DEEPEST - 2), json!({}), None).await;
+    let deeper = app.gql(&of_type_chain(DEEPEST - 1), json!({}), None).await;
+
+    assert!(deepest.body["errors"].is_null(), "{}", deepest.body);
+    assert_eq!(deepest.body["data"]["__type"]["ofType"], json!(null));
+    assert!(deeper.body["data"].is_null(), "{}", deeper.body);
+    let message = deeper.body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("recursion depth"), "{}", deeper.body);
+    assert_ne!(deeper.code(), Some("INTERNAL_SERVER_ERROR"));
+}
+
 async fn a_query_more_complex_than_the_limit_is_refused_without_a_server_error(backend: Backend) {
     let app = spawn_app(backend).await;
     // 300 aliased `me { id }`: 600 fields, over the default complexity limit of 500.
@@ -125,4 +159,5 @@ backend_tests!(
     a_query_more_complex_than_the_limit_is_refused_without_a_server_error,
     graphiqls_standard_introspection_query_passes_the_default_limits,
     an_introspection_query_with_every_option_passes_the_default_limits,
+    the_deepest_selection_the_parser_takes_is_the_documented_one,
 );
