@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate up|down|status|fresh`,
-//! `keys list|rotate|retire`, `schema`.
+//! `keys list|rotate|retire|reseal`, `schema`.
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +51,10 @@ pub enum KeysAction {
         #[arg(allow_hyphen_values = true)]
         kid: String,
     },
+    /// Seal every stored private key again under NEW_KEY_ENCRYPTION_KEY (read from the
+    /// environment, never the command line), all in one transaction; then give every
+    /// instance the new value as KEY_ENCRYPTION_KEY and restart it.
+    Reseal,
 }
 
 #[derive(Debug, Subcommand)]

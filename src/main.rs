@@ -116,6 +116,29 @@ async fn keys(settings: Settings, action: KeysAction) -> Result<(), Box<dyn std:
                 );
             }
         }
+        KeysAction::Reseal => {
+            let Some(new) = std::env::var("NEW_KEY_ENCRYPTION_KEY")
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+            else {
+                return Err(
+                    "NEW_KEY_ENCRYPTION_KEY is not set: put the new key-encryption key \
+                            in the environment (not on the command line)"
+                        .into(),
+                );
+            };
+            let kids = admin::reseal(&store, tokens, new.as_bytes()).await?;
+            for kid in &kids {
+                println!("{kid}");
+            }
+            eprintln!(
+                "resealed {} key(s) under NEW_KEY_ENCRYPTION_KEY: set KEY_ENCRYPTION_KEY to it on \
+                 every instance and restart them (until then, running instances keep the keys \
+                 they hold but cannot load a key rotated meanwhile)",
+                kids.len()
+            );
+        }
         KeysAction::Retire { kid } => {
             let key = admin::retire(&store, tokens, &kid, now).await?;
             println!(

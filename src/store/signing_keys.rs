@@ -33,6 +33,16 @@ impl<'a, C: ConnectionTrait> SigningKeys<'a, C> {
             .map(drop)
     }
 
+    /// Replaces `kid`'s sealed private key (`keys reseal`); whether a row changed.
+    pub async fn set_private_key(&self, kid: &str, sealed: &str) -> Result<bool, DbErr> {
+        let result = signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::PrivateKey, Expr::value(sealed))
+            .filter(signing_key::Column::Kid.eq(kid))
+            .exec(self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// Marks `kid` retired at `at` unless it already is; whether a row changed.
     pub async fn retire(&self, kid: &str, at: DateTime<Utc>) -> Result<bool, DbErr> {
         let result = signing_key::Entity::update_many()

@@ -195,7 +195,7 @@ fn help_lists_the_serve_migrate_keys_and_schema_commands() {
         );
     }
     let out = run_ok(dir.path(), &["keys", "--help"]);
-    for action in ["list", "rotate", "retire"] {
+    for action in ["list", "rotate", "retire", "reseal"] {
         assert!(
             out.stdout
                 .lines()

@@ -242,6 +242,63 @@ async fn a_key_table_sealed_under_another_key_encryption_key_refuses_to_start() 
 }
 
 #[tokio::test]
+async fn keys_reseal_moves_every_key_to_a_new_key_encryption_key_all_or_nothing() {
+    const THIRD_KEK: &str = "a-third-key-encryption-key-0123456789abcdef";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(dir.path());
+    let old = env(&PRODUCTION, &[("KEY_ENCRYPTION_KEY", KEK)]);
+    for _ in 0..2 {
+        run_binary(&url, &["keys", "rotate"], &old).await.ok();
+    }
+    let server = serves(dir.path(), &old).await;
+    let published = kids(&jwks_of(&server).await);
+    assert_eq!(published.len(), 2, "{published:?}");
+    let tokens = register(&server, "ada@example.com").await;
+    drop(server);
+
+    // Refusals change nothing: no new key, a short one, the same one.
+    run_binary(&url, &["keys", "reseal"], &old)
+        .await
+        .refused_with(&["NEW_KEY_ENCRYPTION_KEY is not set"]);
+    let short = env(&old, &[("NEW_KEY_ENCRYPTION_KEY", "short")]);
+    run_binary(&url, &["keys", "reseal"], &short)
+        .await
+        .refused_with(&["at least 32 bytes"]);
+    let same = env(&old, &[("NEW_KEY_ENCRYPTION_KEY", KEK)]);
+    run_binary(&url, &["keys", "reseal"], &same)
+        .await
+        .refused_with(&["already"]);
+
+    let to_other = env(&old, &[("NEW_KEY_ENCRYPTION_KEY", OTHER_KEK)]);
+    let out = run_binary(&url, &["keys", "reseal"], &to_other).await.ok();
+    let mut resealed: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
+    resealed.sort();
+    let mut expected = published.clone();
+    expected.sort();
+    assert_eq!(resealed, expected, "every key, by kid");
+
+    // The new key-encryption key opens the table: the same keys, the same tokens.
+    let other = env(&PRODUCTION, &[("KEY_ENCRYPTION_KEY", OTHER_KEK)]);
+    let server = serves(dir.path(), &other).await;
+    assert_eq!(kids(&jwks_of(&server).await), published);
+    assert!(
+        me_ok(&server, &tokens.access, &tokens.user_id).await,
+        "a token signed before the reseal still verifies"
+    );
+    drop(server);
+    // The old one no longer does.
+    let output = refuses_to_start(dir.path(), &old).await;
+    assert!(output.contains("cannot be opened"), "{output}");
+    // A reseal from the wrong key-encryption key names the key and writes nothing.
+    let wrong = env(&old, &[("NEW_KEY_ENCRYPTION_KEY", THIRD_KEK)]);
+    run_binary(&url, &["keys", "reseal"], &wrong)
+        .await
+        .refused_with(&["cannot be opened"]);
+    let server = serves(dir.path(), &other).await;
+    assert_eq!(kids(&jwks_of(&server).await), published);
+}
+
+#[tokio::test]
 async fn development_with_a_key_encryption_key_makes_its_first_key_and_keeps_it_across_restarts() {
     let dir = tempfile::tempdir().expect("temp dir");
     let development = [("KEY_ENCRYPTION_KEY", KEK)];

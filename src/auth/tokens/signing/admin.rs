@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::material::{KeyError, KeyPair, SigningAlgorithm};
-use super::ring::{LoadError, key_sealer, row, seal};
+use super::ring::{LoadError, key_sealer, open, row, seal};
 use super::schedule::{KeyState, Timeline, timelines};
 use crate::auth::events::{Client, Event, EventKind};
 use crate::config::{KeySource, TokenSettings};
@@ -56,6 +56,8 @@ pub enum AdminError {
     OnlySigner(String),
     #[error("{0} is already retired")]
     AlreadyRetired(String),
+    #[error("{0}")]
+    NewKey(String),
 }
 
 /// What `keys rotate` did.
@@ -169,6 +171,51 @@ pub async fn retire(
     write.security_events().insert(event.row(now)).await?;
     store.commit_write(write).await.map_err(write_error)?;
     Ok(info(&rows[index], &after[index], now))
+}
+
+/// Seals every stored private key again under `new_key_encryption_key`, in one transaction:
+/// every row or none. A row that does not open under `KEY_ENCRYPTION_KEY` stops it before
+/// anything is written. The kids, in the order of `keys list`.
+pub async fn reseal(
+    store: &Store,
+    settings: &TokenSettings,
+    new_key_encryption_key: &[u8],
+) -> Result<Vec<String>, AdminError> {
+    let current = stored_only(settings)?;
+    if new_key_encryption_key.len() < crate::config::MIN_SECRET_BYTES {
+        return Err(AdminError::NewKey(format!(
+            "NEW_KEY_ENCRYPTION_KEY must be at least {} bytes",
+            crate::config::MIN_SECRET_BYTES
+        )));
+    }
+    if new_key_encryption_key == current {
+        return Err(AdminError::NewKey(
+            "NEW_KEY_ENCRYPTION_KEY is the KEY_ENCRYPTION_KEY the keys are sealed under already"
+                .to_owned(),
+        ));
+    }
+    let (old, new) = (key_sealer(current), key_sealer(new_key_encryption_key));
+    let rows = store.signing_keys().all().await?;
+    let mut resealed = Vec::with_capacity(rows.len());
+    for stored in &rows {
+        let pair = KeyPair::from_der(row(stored)?.algorithm, &open(&old, stored)?)?;
+        if pair.kid() != stored.kid {
+            return Err(LoadError::Unopenable {
+                kid: stored.kid.clone(),
+            }
+            .into());
+        }
+        resealed.push((stored.kid.clone(), seal(&new, &pair)));
+    }
+    let write = store.begin_write().await.map_err(write_error)?;
+    for (kid, sealed) in &resealed {
+        if !write.signing_keys().set_private_key(kid, sealed).await? {
+            write.rollback().await?;
+            return Err(AdminError::UnknownKid(kid.clone()));
+        }
+    }
+    store.commit_write(write).await.map_err(write_error)?;
+    Ok(resealed.into_iter().map(|(kid, _)| kid).collect())
 }
 
 /// A failed write transaction, with its cause (the operator reads it).

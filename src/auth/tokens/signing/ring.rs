@@ -305,7 +305,7 @@ pub fn row(stored: &signing_key::Model) -> Result<KeyRow, LoadError> {
 }
 
 /// The DER of a stored private key.
-fn open(sealer: &Sealer, stored: &signing_key::Model) -> Result<Vec<u8>, LoadError> {
+pub(super) fn open(sealer: &Sealer, stored: &signing_key::Model) -> Result<Vec<u8>, LoadError> {
     use base64::Engine;
     let unopenable = || LoadError::Unopenable {
         kid: stored.kid.clone(),
