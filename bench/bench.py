@@ -500,9 +500,17 @@ def cluster_figure(out, cfg, hash_, admin_url):
     """
     sys.path.insert(0, os.path.join(ROOT, "deploy"))
     import cluster as local_cluster  # deploy/cluster.py
+    # Cluster.up finds the PostgreSQL server through TEST_POSTGRES_URL.
+    saved = os.environ.get("TEST_POSTGRES_URL")
     os.environ["TEST_POSTGRES_URL"] = admin_url
-    c = local_cluster.Cluster.up("postgres", 3, SERVER,
-                                 state_path=os.path.join(out, "cluster-state.json"))
+    try:
+        c = local_cluster.Cluster.up("postgres", 3, SERVER,
+                                     state_path=os.path.join(out, "cluster-state.json"))
+    finally:
+        if saved is None:
+            os.environ.pop("TEST_POSTGRES_URL", None)
+        else:
+            os.environ["TEST_POSTGRES_URL"] = saved
     try:
         d = os.path.join(out, "cluster-seed")
         os.makedirs(d, exist_ok=True)
@@ -642,6 +650,20 @@ def main():
     first = json.loads(sh([TOOL, "bcrypt", "12", "1"], 300).stdout)
     hash_ = first["hash"]
 
+    def only(name, measured, section):
+        """Ends an --only-* run: prints its section and writes it and the raw results to
+        the run's directory; BENCHMARKS.md is left alone."""
+        others, stolen = other_cores(clock_before, cpu_clock())
+        section += (f"\nOther programs used {others:.2f} cores on average during the run, "
+                    f"{stolen:.2f} stolen; load average {load_before:.1f} at the start.\n")
+        with open(os.path.join(out, f"{name}.md"), "w") as f:
+            f.write(section)
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump({"cfg": cfg, name: measured}, f, indent=1, default=str)
+        print(section)
+        log(f"done in {(time.monotonic() - started) / 60:.1f} min: {out}/{name}.md")
+
+    import report  # bench/report.py
     if args.only_cluster:
         admin = os.environ.get("BENCH_POSTGRES_URL")
         if not admin:
@@ -649,34 +671,14 @@ def main():
                      "postgres://postgres@127.0.0.1:5432/postgres)")
         log(f"cluster: 1, 2 and 3 instances behind HAProxy, {cfg['alternations']} pass(es)")
         measured = cluster_figure(out, cfg, hash_, admin)
-        import report  # bench/report.py
-        others, stolen = other_cores(clock_before, cpu_clock())
-        section = report.cluster_section(measured, cfg, stats)[1]
-        section += (f"\nLoad average {load_before:.1f} at the start.\n")
-        with open(os.path.join(out, "cluster.md"), "w") as f:
-            f.write(section)
-        with open(os.path.join(out, "results.json"), "w") as f:
-            json.dump({"cfg": cfg, "cluster": measured}, f, indent=1, default=str)
-        print(section)
-        log(f"done in {(time.monotonic() - started) / 60:.1f} min: {out}/cluster.md")
+        only("cluster", measured, report.cluster_section(measured, cfg, stats)[1])
         return
 
     if args.only_metrics:
-        first = json.loads(sh([TOOL, "bcrypt", "12", "1"], 300).stdout)
         log(f"metrics: `me` with METRICS_ADDR and without, {cfg['metrics_alternations']} "
             f"alternation(s)")
-        measured = metrics_cost(out, cfg, first["hash"])
-        import report  # bench/report.py
-        others, stolen = other_cores(clock_before, cpu_clock())
-        section = report.metrics_section(measured, cfg, stats)[1]
-        section += (f"\nOther programs used {others:.2f} cores on average during the run, "
-                    f"{stolen:.2f} stolen; load average {load_before:.1f} at the start.\n")
-        with open(os.path.join(out, "metrics.md"), "w") as f:
-            f.write(section)
-        with open(os.path.join(out, "results.json"), "w") as f:
-            json.dump({"cfg": cfg, "metrics": measured}, f, indent=1, default=str)
-        print(section)
-        log(f"done in {(time.monotonic() - started) / 60:.1f} min: {out}/metrics.md")
+        measured = metrics_cost(out, cfg, hash_)
+        only("metrics", measured, report.metrics_section(measured, cfg, stats)[1])
         return
 
     log("start-up times on empty databases")
@@ -732,7 +734,6 @@ def main():
     elapsed = time.monotonic() - started
     others, stolen = other_cores(clock_before, cpu_clock())
     log(f"other programs used {others:.2f} cores on average, {stolen:.2f} stolen")
-    import report  # bench/report.py
     report.write(report_path, plot_path, profile=profile, cfg=cfg, runs=runs, startups=startups,
                  soak=soaked, plans=plans, counts=counts, seed_secs=seed_secs, backends=backends,
                  signing=signed, metrics=measured, cluster=clustered,

@@ -167,14 +167,18 @@ measurements of the same turn.
     return rows, md
 
 
+def median_range(t, digits=2, unit=""):
+    """A (median, min, max) triple as the report writes it: **median** (min–max)."""
+    med, lo, hi = t
+    return f"**{med:.{digits}f}{unit}** ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
 def metrics_section(metrics, cfg, stats):
     """The figures-table row and the section on the cost of metrics (issue 15)."""
     res = metrics["servers"]
     n = metrics["alternations"]
 
-    def fmt(t, digits=2):
-        med, lo, hi = t
-        return f"**{med:.{digits}f}** ({lo:.{digits}f}–{hi:.{digits}f})"
+    fmt = median_range
 
     def per(name, key):
         return [s[key] for s in res[name]]
@@ -214,8 +218,7 @@ def cluster_section(cluster, cfg, stats):
     n = cluster["alternations"]
 
     def fmt(t, digits=0):
-        med, lo, hi = t
-        return f"**{med:.{digits}f}** ({lo:.{digits}f}–{hi:.{digits}f})"
+        return median_range(t, digits)
 
     def per(count, mode, key):
         return [m[mode][key] for m in counts[count]]
@@ -275,9 +278,7 @@ def write(report, plot, *, profile, cfg, runs, startups, soak, plans, counts, se
     def fig(key_fn):
         return stats([key_fn(r) for r in runs])
 
-    def fmt(t, digits=2, unit=""):
-        med, lo, hi = t
-        return f"**{med:.{digits}f}{unit}** ({lo:.{digits}f}–{hi:.{digits}f})"
+    fmt = median_range
 
     rows = []
 

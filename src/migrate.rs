@@ -75,14 +75,10 @@ pub async fn run(
     settings: &DatabaseSettings,
     action: Action,
 ) -> Result<Vec<MigrationState>, DbErr> {
-    let conn = open_dedicated(settings).await?;
-    let result = locked(&conn, action, settings.migration_lock_timeout).await;
-    // Closing the session releases the lock even where releasing it explicitly failed.
-    let closed = conn.close().await;
-    // The migrations' own error matters more than a failure to close.
-    let states = result?;
-    closed?;
-    Ok(states)
+    session(settings, action, async |_: &DatabaseConnection| {
+        Ok::<(), DbErr>(())
+    })
+    .await
 }
 
 /// As [`run`] with [`Action::Up`], then `then` on the lock's own connection before the lock
@@ -92,22 +88,23 @@ pub async fn up_then<E: From<DbErr>>(
     settings: &DatabaseSettings,
     then: impl AsyncFnOnce(&DatabaseConnection) -> Result<(), E>,
 ) -> Result<(), E> {
+    session(settings, Action::Up, then).await.map(drop)
+}
+
+/// One session on the lock's connection: [`locked`], then the connection closed.
+async fn session<E: From<DbErr>>(
+    settings: &DatabaseSettings,
+    action: Action,
+    then: impl AsyncFnOnce(&DatabaseConnection) -> Result<(), E>,
+) -> Result<Vec<MigrationState>, E> {
     let conn = open_dedicated(settings).await?;
-    let backend = conn.get_database_backend();
-    let result = async {
-        acquire(&conn, backend, settings.migration_lock_timeout).await?;
-        let outcome = match apply(&conn, Action::Up).await {
-            Ok(_) => then(&conn).await,
-            Err(e) => Err(e.into()),
-        };
-        let released = release(&conn, backend, outcome.is_ok()).await;
-        outcome?;
-        released.map_err(E::from)
-    }
-    .await;
+    let result = locked(&conn, action, settings.migration_lock_timeout, then).await;
+    // Closing the session releases the lock even where releasing it explicitly failed.
     let closed = conn.close().await;
-    result?;
-    closed.map_err(E::from)
+    // The migrations' own error matters more than a failure to close.
+    let states = result?;
+    closed?;
+    Ok(states)
 }
 
 /// The lock's [`dedicated_connection`], opened by the deadline.
@@ -129,15 +126,20 @@ async fn open_dedicated(settings: &DatabaseSettings) -> Result<DatabaseConnectio
     }
 }
 
-/// Acquires the lock, runs `action`, and releases the lock whatever the outcome.
-async fn locked(
+/// Acquires the lock, runs `action` and then `then`, and releases the lock whatever the
+/// outcome.
+async fn locked<E: From<DbErr>>(
     conn: &DatabaseConnection,
     action: Action,
     timeout: Duration,
-) -> Result<Vec<MigrationState>, DbErr> {
+    then: impl AsyncFnOnce(&DatabaseConnection) -> Result<(), E>,
+) -> Result<Vec<MigrationState>, E> {
     let backend = conn.get_database_backend();
     acquire(conn, backend, timeout).await?;
-    let outcome = apply(conn, action).await;
+    let outcome = match apply(conn, action).await {
+        Ok(states) => then(conn).await.map(|()| states),
+        Err(e) => Err(e.into()),
+    };
     let released = release(conn, backend, outcome.is_ok()).await;
     let states = outcome?;
     released?;

@@ -174,8 +174,8 @@ pub async fn retire(
 }
 
 /// Seals every stored private key again under `new_key_encryption_key`, in one transaction:
-/// every row or none. A row that does not open under `KEY_ENCRYPTION_KEY` stops it before
-/// anything is written. The kids, in the order of `keys list`.
+/// every row or none. A row that does not open under `KEY_ENCRYPTION_KEY`, or a key added
+/// meanwhile, stops it with nothing written. The kids, in the order of `keys list`.
 pub async fn reseal(
     store: &Store,
     settings: &TokenSettings,
@@ -195,7 +195,10 @@ pub async fn reseal(
         ));
     }
     let (old, new) = (key_sealer(current), key_sealer(new_key_encryption_key));
-    let rows = store.signing_keys().all().await?;
+    // Read and written in one write transaction, so a key rotated meanwhile is either
+    // resealed here or (read again below) makes the whole reseal stop unwritten.
+    let write = store.begin_write().await.map_err(write_error)?;
+    let rows = write.signing_keys().all().await?;
     let mut resealed = Vec::with_capacity(rows.len());
     for stored in &rows {
         let pair = KeyPair::from_der(row(stored)?.algorithm, &open(&old, stored)?)?;
@@ -207,12 +210,19 @@ pub async fn reseal(
         }
         resealed.push((stored.kid.clone(), seal(&new, &pair)));
     }
-    let write = store.begin_write().await.map_err(write_error)?;
     for (kid, sealed) in &resealed {
         if !write.signing_keys().set_private_key(kid, sealed).await? {
             write.rollback().await?;
             return Err(AdminError::UnknownKid(kid.clone()));
         }
+    }
+    if write.signing_keys().all().await?.len() != resealed.len() {
+        write.rollback().await?;
+        return Err(AdminError::NewKey(
+            "a key was added while resealing (keys rotate or a first start): nothing was \
+             changed; run keys reseal again"
+                .to_owned(),
+        ));
     }
     store.commit_write(write).await.map_err(write_error)?;
     Ok(resealed.into_iter().map(|(kid, _)| kid).collect())
