@@ -95,15 +95,24 @@ impl Received {
 }
 
 impl SmtpSink {
-    /// Starts a sink on a free port and waits until it answers.
+    /// Starts a sink on a free port and waits until it answers. A port found free can be
+    /// taken (by another test's outgoing connection) before the sink binds it: then it
+    /// tries another.
     pub fn start() -> Self {
         let mut sink = Self {
-            port: free_addr().port(),
+            port: 0,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
         };
-        sink.restart();
-        sink
+        for _ in 0..10 {
+            sink.port = free_addr().port();
+            if sink.launch() {
+                return sink;
+            }
+        }
+        panic!(
+            "the SMTP sink did not start on any of 10 free ports (is aiosmtpd installed? run .ci/smtp-deps)"
+        );
     }
 
     /// `smtp://` (plain: a local relay) to this sink.
@@ -119,9 +128,25 @@ impl SmtpSink {
         }
     }
 
-    /// Starts the server again on the same port, keeping what it received.
+    /// Starts the server again on the same port, keeping what it received; retried for up
+    /// to 5 s while the port is still held.
     pub fn restart(&mut self) {
         self.stop();
+        for _ in 0..50 {
+            if self.launch() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "the SMTP sink did not start again on port {} (is aiosmtpd installed? run .ci/smtp-deps)",
+            self.port
+        );
+    }
+
+    /// Runs the sink on `self.port`; whether it said it is ready (it exits when it cannot
+    /// bind the port).
+    fn launch(&mut self) -> bool {
         let mut child = Command::new("python3")
             .arg(SCRIPT)
             .arg(self.port.to_string())
@@ -133,15 +158,15 @@ impl SmtpSink {
             .expect("python3 starts (run .ci/smtp-deps)");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the sink's first line");
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "the SMTP sink did not start (is aiosmtpd installed? run .ci/smtp-deps)"
-        );
-        self.child = Some(child);
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        if line.trim() == "ready" {
+            self.child = Some(child);
+            true
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+            false
+        }
     }
 
     /// Every message received so far, in no particular order.

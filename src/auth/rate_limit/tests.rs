@@ -276,18 +276,64 @@ async fn a_redis_that_never_answers_costs_one_timeout_then_none() {
     silent.abort();
 }
 
-/// A private `redis-server` on `port`, stopped when dropped.
+/// A private `redis-server`, stopped when dropped.
 struct PrivateRedis(std::process::Child);
 
 impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
+    /// On `port`, once it answers `PING`; `None` if it exits first (the port is taken).
+    fn try_start(port: u16) -> Option<Self> {
+        use std::io::{Read, Write};
+        let mut child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (Debian's redis-server package) is needed for this test");
-        Self(child)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            let pong = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut c| {
+                c.set_read_timeout(Some(Duration::from_secs(1)))?;
+                c.write_all(b"PING\r\n")?;
+                let mut buf = [0u8; 5];
+                c.read_exact(&mut buf).map(|()| buf)
+            });
+            if pong.is_ok_and(|b| &b == b"+PONG") {
+                return Some(Self(child));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// On a free port (another one if a port found free is taken before Redis binds it).
+    fn start_anywhere() -> (Self, u16) {
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if let Some(server) = Self::try_start(port) {
+                return (server, port);
+            }
+        }
+        panic!("redis-server did not start on any of 10 free ports");
+    }
+
+    /// On `port` again, retried while the port is still held.
+    fn restart(port: u16) -> Self {
+        for _ in 0..50 {
+            if let Some(server) = Self::try_start(port) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not start again on port {port}");
     }
 }
 
@@ -301,15 +347,10 @@ impl Drop for PrivateRedis {
 #[tokio::test]
 #[cfg_attr(not(test_redis), ignore = "TEST_REDIS_URL was not set at build time")]
 async fn shared_limits_resume_when_redis_comes_back() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (server, port) = PrivateRedis::start_anywhere();
     let redis = redis_settings(&format!("redis://127.0.0.1:{port}"), RedisFailure::Open);
     let a = shared_limits(settings(0, 3, 0), &redis);
     let b = shared_limits(settings(0, 3, 0), &redis);
-    let server = PrivateRedis::start(port);
     // Up: the two share one budget of 3 (poll until the server takes connections).
     let deadline = Instant::now() + Duration::from_secs(10);
     let admitted_while_up = loop {
@@ -337,7 +378,7 @@ async fn shared_limits_resume_when_redis_comes_back() {
     }
     assert_eq!(admitted, 6, "3 each, in their own memory");
     // Back: shared again, without a new limiter (after the rest that follows a failure).
-    let _server = PrivateRedis::start(port);
+    let _server = PrivateRedis::restart(port);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let fresh = uuid::Uuid::new_v4().to_string();
