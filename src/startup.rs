@@ -122,7 +122,9 @@ impl Application {
         let templates = Templates::load(settings.mail.templates_dir.as_deref())?;
         let auth = Arc::new(
             AuthService::with_clock(db.clone(), &settings, collaborators.clock.clone())
-                .with_mail(templates, queue.waker()),
+                .with_mail(templates, queue.waker())
+                .with_group_commit(&settings)
+                .await,
         );
         auth.start_signing_keys(&settings).await?;
         let sampler = Sampler::new(metrics.clone(), db.clone(), queue.clone());

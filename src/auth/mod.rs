@@ -108,6 +108,16 @@ impl AuthService {
         }
     }
 
+    /// On an SQLite file, refresh-token rotations commit in groups from now on (see
+    /// `crate::store::Store::with_group_commit`).
+    pub async fn with_group_commit(mut self, settings: &Settings) -> Self {
+        self.store = self
+            .store
+            .with_group_commit(settings.database.statement_timeout)
+            .await;
+        self
+    }
+
     /// The service making mails from `templates` and waking the worker with `wake`.
     pub fn with_mail(mut self, templates: Templates, wake: Arc<Notify>) -> Self {
         self.outgoing.templates = templates;

@@ -21,6 +21,7 @@ use super::tokens::RefreshToken;
 use super::{AuthService, Issued};
 use crate::entity::{refresh_token, session};
 use crate::error::AuthError;
+use crate::store::{Rotated, Rotation};
 
 /// What a presented refresh token is, at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +128,8 @@ impl AuthService {
     }
 
     /// Spends `row` with one conditional update and stores its successor, in one
-    /// transaction. `None` if another request spent it first.
+    /// transaction (committed with others on SQLite: `crate::store::Store::rotate`).
+    /// `None` if another request spent it first.
     async fn rotate(
         &self,
         token: &RefreshToken,
@@ -135,32 +137,21 @@ impl AuthService {
         at: DateTime<Utc>,
         client: &Client,
     ) -> Result<Option<Issued>, AuthError> {
-        // The first statement writes, so SQLite takes the write lock (waiting if need be)
-        // instead of failing a read transaction's upgrade.
-        let write = self.store.begin_write().await?;
-        if !write.refresh_tokens().spend(row.id, at).await? {
-            write.rollback().await?;
-            return Ok(None);
-        }
-        let expires_at = at + self.refresh_ttl;
-        if !write
-            .sessions()
-            .refreshed(row.session_id, expires_at, at, client)
-            .await?
-        {
-            // Revoked between our read and our write.
-            write.rollback().await?;
-            return Err(AuthError::InvalidRefreshToken);
-        }
         let successor = self.keys.successor(token);
-        write
-            .refresh_tokens()
-            .insert(row.session_id, self.keys.hash(&successor), at, expires_at)
-            .await?;
-        let account = write.users().of_session(row.session_id).await?;
-        let account = account.ok_or(AuthError::InvalidRefreshToken)?;
-        self.store.commit_write(write).await?;
-        self.issue(account, row.session_id, successor, at).map(Some)
+        let rotation = Rotation {
+            token: row.id,
+            session: row.session_id,
+            successor_hash: self.keys.hash(&successor),
+            at,
+            expires_at: at + self.refresh_ttl,
+            client: client.clone(),
+        };
+        match self.store.rotate(rotation).await? {
+            Rotated::Done(account) => self.issue(account, row.session_id, successor, at).map(Some),
+            Rotated::AlreadySpent => Ok(None),
+            // Revoked between our read and our write.
+            Rotated::SessionGone => Err(AuthError::InvalidRefreshToken),
+        }
     }
 
     /// Inside the grace window: hand back the successor that the first refresh stored,

@@ -13,6 +13,7 @@
 mod email_tokens;
 mod outbox;
 mod refresh_tokens;
+mod rotations;
 mod security_events;
 mod sessions;
 mod signing_keys;
@@ -20,11 +21,14 @@ mod users;
 
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait,
+};
 
 pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;
 pub use refresh_tokens::RefreshTokens;
+pub use rotations::{Rotated, Rotation};
 pub use security_events::{EventCursor, SecurityEvents};
 pub use sessions::Sessions;
 pub use signing_keys::SigningKeys;
@@ -41,6 +45,8 @@ pub struct Store {
     file: Option<Arc<DatabaseFile>>,
     /// The guard's read without the pool's thread hand-offs, on an SQLite file.
     inline: Option<sessions::InlineRead>,
+    /// Rotations committed in groups, on an SQLite file (see [`Store::with_group_commit`]).
+    group_commit: Option<rotations::GroupCommit>,
 }
 
 impl Store {
@@ -50,8 +56,38 @@ impl Store {
         Self {
             file: DatabaseFile::for_url(url).map(Arc::new),
             inline: sessions::InlineRead::for_url(url),
+            group_commit: None,
             db,
         }
+    }
+
+    /// On an SQLite file, commits rotations in groups from now on (see
+    /// `rotations::group_commit`), waiting at most `busy_timeout` for the write lock.
+    /// Elsewhere, or if the writer thread cannot start (logged), each rotation is its own
+    /// transaction.
+    pub async fn with_group_commit(mut self, busy_timeout: std::time::Duration) -> Self {
+        let Some(file) = self.file.clone() else {
+            return self;
+        };
+        // The pool's page limit (an operator's or a test's `max_page_count`) holds for the
+        // writer too.
+        let page_limit = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                "PRAGMA max_page_count",
+            ))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.try_get_by_index::<i64>(0).ok());
+        let path = file.path().to_path_buf();
+        match rotations::GroupCommit::start(path, busy_timeout, page_limit, Some(file)) {
+            Ok(group) => self.group_commit = Some(group),
+            Err(error) => tracing::warn!(%error,
+                "the SQLite group-commit writer did not start; each rotation commits alone"),
+        }
+        self
     }
 
     pub fn users(&self) -> Users<'_, DatabaseConnection> {
@@ -63,7 +99,7 @@ impl Store {
     }
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseConnection> {
-        RefreshTokens::on(&self.db)
+        RefreshTokens::on(&self.db, self.inline.as_ref())
     }
 
     pub fn email_tokens(&self) -> EmailTokens<'_, DatabaseConnection> {
@@ -138,8 +174,9 @@ impl Write {
         Sessions::on(&self.txn, None)
     }
 
+    /// Refresh tokens inside the transaction: never the inline read, which cannot see it.
     pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseTransaction> {
-        RefreshTokens::on(&self.txn)
+        RefreshTokens::on(&self.txn, None)
     }
 
     pub fn email_tokens(&self) -> EmailTokens<'_, DatabaseTransaction> {

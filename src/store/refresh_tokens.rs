@@ -5,16 +5,18 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use super::sessions::InlineRead;
 use crate::entity::{refresh_token, session};
 
 /// The `refresh_tokens` table, on the pool or inside a write.
 pub struct RefreshTokens<'a, C> {
     db: &'a C,
+    inline: Option<&'a InlineRead>,
 }
 
 impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
-    pub(super) fn on(db: &'a C) -> Self {
-        Self { db }
+    pub(super) fn on(db: &'a C, inline: Option<&'a InlineRead>) -> Self {
+        Self { db, inline }
     }
 
     /// Stores the hash of a session's new live token.
@@ -43,6 +45,12 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
         &self,
         token_hash: String,
     ) -> Result<Option<(refresh_token::Model, session::Model)>, DbErr> {
+        if let Some(found) = self
+            .inline
+            .and_then(|inline| inline.refresh_with_session(&token_hash))
+        {
+            return Ok(found);
+        }
         let found = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(token_hash))
             .find_also_related(session::Entity)

@@ -2,6 +2,8 @@
 
 mod sqlite_read;
 
+pub(super) use sqlite_read::{FromSqlxRow, sqlx_instant};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -14,7 +16,7 @@ use uuid::Uuid;
 
 use super::users::{AccountRow, account, account_of_session};
 use crate::auth::{Account, Client};
-use crate::entity::session;
+use crate::entity::{refresh_token, session};
 
 /// The inline SQLite reader, and whether its failure has been logged (once is enough).
 pub(super) struct InlineRead {
@@ -32,7 +34,23 @@ impl InlineRead {
 
     /// `None` when the read failed and the pool must answer.
     pub(super) fn live_account(&self, sid: Uuid, at: DateTime<Utc>) -> Option<Option<Account>> {
-        match self.reader.live_account(sid, at) {
+        self.read(|reader| reader.live_account(sid, at))
+    }
+
+    /// `None` when the read failed and the pool must answer.
+    pub(super) fn refresh_with_session(
+        &self,
+        token_hash: &str,
+    ) -> Option<Option<(refresh_token::Model, session::Model)>> {
+        self.read(|reader| reader.refresh_with_session(token_hash))
+    }
+
+    /// `read` on the reader; `None` (logged) when it failed.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&sqlite_read::SqliteReader) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        match read(&self.reader) {
             Ok(found) => Some(found),
             Err(error) => {
                 if !self.failed.swap(true, Ordering::Relaxed) {

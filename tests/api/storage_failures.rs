@@ -306,6 +306,112 @@ async fn health_reports_503_while_writes_cannot_commit_and_recovers_by_itself() 
     server.shut_down().await;
 }
 
+impl Server {
+    /// The successor of refresh token `token`, or the error code of a refused rotation.
+    async fn rotate(&self, token: &str) -> Result<String, String> {
+        let body = self
+            .gql(
+                "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }",
+                json!({"t": token}),
+                None,
+            )
+            .await;
+        match body["data"]["refreshToken"]["refreshToken"].as_str() {
+            Some(next) => Ok(next.to_owned()),
+            None => Err(body["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap_or("no code")
+                .to_owned()),
+        }
+    }
+
+    /// Rotates every token of `chains` at once; an answered successor replaces its token,
+    /// a refused rotation leaves it. Returns the codes of the refusals.
+    async fn rotate_all(&self, chains: &mut [String]) -> Vec<String> {
+        let answers = join_all(chains.iter().map(|t| self.rotate(t))).await;
+        let mut refused = Vec::new();
+        for (token, answer) in chains.iter_mut().zip(answers) {
+            match answer {
+                Ok(next) => *token = next,
+                Err(code) => refused.push(code),
+            }
+        }
+        refused
+    }
+}
+
+/// Rotations (committed in groups on SQLite) meet a full disk: a refused one leaves its
+/// token as it was (neither spent nor half-rotated), an answered one is on disk, and
+/// rotations recover by themselves once space returns. After a restart every chain's last
+/// answered token refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_around_a_full_disk_are_answered_only_when_committed() {
+    let (_dir, path, settings, _) = sqlite_database(300).await;
+    // The sessions are opened first, while the disk has room.
+    let roomy = Server::start(
+        Application::build(settings.clone())
+            .await
+            .expect("the application builds"),
+    )
+    .await;
+    let mut chains = Vec::new();
+    for i in 0..40 {
+        let body = roomy
+            .gql(
+                "mutation($i: RegisterInput!) { register(input: $i) { refreshToken } }",
+                json!({"i": {"email": format!("chain-{i}@example.com"), "password": PASSWORD}}),
+                None,
+            )
+            .await;
+        let token = body["data"]["register"]["refreshToken"].as_str();
+        chains.push(token.unwrap_or_else(|| panic!("{body}")).to_owned());
+    }
+    roomy.shut_down().await;
+    let pages: i64 = rusqlite::Connection::open(&path)
+        .expect("open")
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .expect("page count");
+    let server = start_on_a_small_disk(&settings, pages.unsigned_abs() + HEADROOM_PAGES).await;
+    fill_up(&server, &mut Vec::new()).await;
+
+    // Rounds of 40 concurrent rotations until the disk refuses some.
+    let mut refused = Vec::new();
+    for _ in 0..20 {
+        refused = server.rotate_all(&mut chains).await;
+        if !refused.is_empty() {
+            break;
+        }
+    }
+    assert!(!refused.is_empty(), "no rotation met the full disk");
+    assert!(
+        refused.iter().all(|c| c == "INTERNAL_SERVER_ERROR"),
+        "{refused:?}"
+    );
+
+    // Space returns: every chain rotates again, the refused ones from the token they kept.
+    free_the_space(&path);
+    let after = server.rotate_all(&mut chains).await;
+    assert!(
+        after.is_empty(),
+        "{} rotations refused while full; after the space was freed: {after:?}",
+        refused.len()
+    );
+    server.shut_down().await;
+
+    let restarted = Server::start(
+        Application::build(settings.clone())
+            .await
+            .expect("the application builds"),
+    )
+    .await;
+    let lost = restarted.rotate_all(&mut chains).await;
+    restarted.shut_down().await;
+    assert!(
+        lost.is_empty(),
+        "answered rotations missing after a restart: {lost:?}"
+    );
+}
+
 /// The SQLite file of a test app's database URL.
 fn sqlite_path(app: &TestApp) -> PathBuf {
     let url = app.database_url.trim_start_matches("sqlite://");

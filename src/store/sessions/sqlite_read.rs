@@ -27,6 +27,7 @@ use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;
 
 use crate::auth::Account;
+use crate::entity::{refresh_token, session};
 use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
 
 /// Idle connections kept for reuse; one per thread that reads at the same moment is enough.
@@ -140,8 +141,7 @@ impl SqliteReader {
         at: DateTime<Utc>,
     ) -> rusqlite::Result<Option<Account>> {
         let mut statement = conn.prepare_cached(&LIVE_ACCOUNT)?;
-        // sqlx's encoding of a `DateTime<Utc>` parameter.
-        let at = at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+        let at = sqlx_instant(at);
         let row = statement
             .query_row(
                 (session.as_bytes().as_slice(), at),
@@ -150,6 +150,68 @@ impl SqliteReader {
             .optional()?;
         Ok(row.map(account))
     }
+}
+
+impl SqliteReader {
+    /// The refresh token stored under `token_hash` and its session, whatever their state:
+    /// the pool's `RefreshTokens::find_with_session`, inline.
+    pub fn refresh_with_session(
+        &self,
+        token_hash: &str,
+    ) -> rusqlite::Result<Option<(refresh_token::Model, session::Model)>> {
+        let conn = self.take()?;
+        let found = Self::refresh_query(&conn, token_hash);
+        if found.is_ok() {
+            self.give_back(conn);
+        }
+        found
+    }
+
+    fn refresh_query(
+        conn: &Connection,
+        token_hash: &str,
+    ) -> rusqlite::Result<Option<(refresh_token::Model, session::Model)>> {
+        let mut statement = conn.prepare_cached(REFRESH_WITH_SESSION)?;
+        statement
+            .query_row([token_hash], |row| {
+                let get = |i| row.get_ref(i);
+                let token = refresh_token::Model {
+                    id: Uuid::decode(get(0)?).map_err(|e| bad(0, e))?,
+                    session_id: Uuid::decode(get(1)?).map_err(|e| bad(1, e))?,
+                    token_hash: String::decode(get(2)?).map_err(|e| bad(2, e))?,
+                    created_at: DateTime::decode(get(3)?).map_err(|e| bad(3, e))?,
+                    expires_at: DateTime::decode(get(4)?).map_err(|e| bad(4, e))?,
+                    spent_at: Option::decode(get(5)?).map_err(|e| bad(5, e))?,
+                };
+                let session = session::Model {
+                    id: Uuid::decode(get(6)?).map_err(|e| bad(6, e))?,
+                    user_id: Uuid::decode(get(7)?).map_err(|e| bad(7, e))?,
+                    created_at: DateTime::decode(get(8)?).map_err(|e| bad(8, e))?,
+                    expires_at: DateTime::decode(get(9)?).map_err(|e| bad(9, e))?,
+                    revoked_at: Option::decode(get(10)?).map_err(|e| bad(10, e))?,
+                    last_used_at: Option::decode(get(11)?).map_err(|e| bad(11, e))?,
+                    created_ip: Option::decode(get(12)?).map_err(|e| bad(12, e))?,
+                    created_user_agent: Option::decode(get(13)?).map_err(|e| bad(13, e))?,
+                    last_ip: Option::decode(get(14)?).map_err(|e| bad(14, e))?,
+                    last_user_agent: Option::decode(get(15)?).map_err(|e| bad(15, e))?,
+                };
+                Ok((token, session))
+            })
+            .optional()
+    }
+}
+
+/// The refresh token of a hash and its session, every column of both, in the models'
+/// field order (the pool's `find_also_related` reads the same row).
+const REFRESH_WITH_SESSION: &str = "SELECT t.id, t.session_id, t.token_hash, t.created_at, \
+     t.expires_at, t.spent_at, s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
+     s.last_used_at, s.created_ip, s.created_user_agent, s.last_ip, s.last_user_agent \
+     FROM refresh_tokens t INNER JOIN sessions s ON s.id = t.session_id \
+     WHERE t.token_hash = ?1 LIMIT 1";
+
+/// A column that did not decode, as rusqlite reports it.
+fn bad(column: usize, e: FromSqlError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Null, Box::new(e))
 }
 
 #[cfg(test)]
@@ -166,8 +228,14 @@ impl SqliteReader {
     }
 }
 
+/// An instant as sqlx writes a `DateTime<Utc>` into SQLite (RFC 3339, `+00:00`), so that
+/// values written or compared here sort and decode as the pool's do.
+pub(in crate::store) fn sqlx_instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
 /// A value as sqlx writes it into SQLite.
-trait SqlxValue: Sized {
+pub(in crate::store) trait SqlxValue: Sized {
     fn decode(value: ValueRef<'_>) -> FromSqlResult<Self>;
 }
 
@@ -201,7 +269,7 @@ impl<T: SqlxValue> SqlxValue for Option<T> {
 }
 
 /// rusqlite's view of a [`SqlxValue`].
-struct Sqlx<T>(T);
+pub(in crate::store) struct Sqlx<T>(pub(in crate::store) T);
 
 impl<T: SqlxValue> FromSql for Sqlx<T> {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
@@ -211,7 +279,7 @@ impl<T: SqlxValue> FromSql for Sqlx<T> {
 
 /// A row of sqlx-written values, decoded column by column into a tuple: [`AccountRow`]
 /// decodes by its types, so a new column needs no code here.
-trait FromSqlxRow: Sized {
+pub(in crate::store) trait FromSqlxRow: Sized {
     fn from_sqlx_row(row: &Row<'_>) -> rusqlite::Result<Self>;
 }
 

@@ -1,0 +1,200 @@
+//! The group writer: rotations queued while a commit is under way commit together, each
+//! in its own savepoint, and the pool reads back exactly what the writer wrote.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use secrecy::SecretString;
+
+use super::*;
+use crate::auth::{AuthService, Client};
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::domain::{Email, Password};
+use crate::store::RefreshTokens;
+
+/// An auth service whose store commits rotations in groups, on an SQLite file in `dir`.
+async fn service(dir: &std::path::Path) -> AuthService {
+    let mut settings = Settings::defaults();
+    let url = format!("sqlite://{}/auth.db?mode=rwc", dir.display());
+    settings.database.url = SecretString::from(url);
+    settings.passwords.bcrypt_cost = 4;
+    settings.rate_limits.register_per_ip = 0;
+    let db = crate::db::connect(&settings.database).await.unwrap();
+    crate::db::migrate(&db).await.unwrap();
+    AuthService::new(db, &settings)
+        .with_group_commit(&settings)
+        .await
+}
+
+/// A new account's session, and the rotation of its refresh token (with the token's hash).
+async fn rotation_of_new_account(auth: &AuthService, email: &str) -> (Rotation, String) {
+    let issued = auth
+        .register(
+            Email::parse(email).unwrap(),
+            Password::parse("a long enough password").unwrap(),
+            None,
+            &Client::default(),
+        )
+        .await
+        .unwrap();
+    let hash = auth.keys().hash(&issued.refresh_token);
+    let (row, _) = auth
+        .store()
+        .refresh_tokens()
+        .find_with_session(hash.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let at = SystemClock.now();
+    let rotation = Rotation {
+        token: row.id,
+        session: row.session_id,
+        successor_hash: auth
+            .keys()
+            .hash(&auth.keys().successor(&issued.refresh_token)),
+        at,
+        expires_at: at + chrono::Duration::days(7),
+        client: Client::new("192.0.2.7".parse().unwrap(), Some("group test")),
+    };
+    (rotation, hash)
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn queue(group: &GroupCommit, rotation: Rotation) -> oneshot::Receiver<Result<Rotated, AuthError>> {
+    let (answer, answered) = oneshot::channel();
+    group
+        .jobs
+        .try_send(Job { rotation, answer })
+        .unwrap_or_else(|_| panic!("queued"));
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = Arc::new(service(dir.path()).await);
+    let group = auth
+        .store()
+        .group_commit
+        .as_ref()
+        .expect("a file gets the group writer");
+    let (alice, alice_hash) = rotation_of_new_account(&auth, "alice@example.com").await;
+    let (bob, _) = rotation_of_new_account(&auth, "bob@example.com").await;
+    let (carol, carol_hash) = rotation_of_new_account(&auth, "carol@example.com").await;
+    let (mut dave, dave_hash) = rotation_of_new_account(&auth, "dave@example.com").await;
+    // Carol's session is revoked before her rotation runs.
+    auth.store()
+        .sessions()
+        .revoke([carol.session], Utc::now())
+        .await
+        .unwrap();
+    // Dave's successor collides with Alice's stored token (a unique index): his INSERT
+    // fails after his UPDATEs succeeded.
+    dave.successor_hash = alice_hash.clone();
+
+    // Another connection holds the write lock: the writer takes Alice's rotation and waits.
+    let blocker = rusqlite::Connection::open(dir.path().join("auth.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let first = queue(group, alice.clone());
+    wait_until("the writer took the first rotation", || group.queued() == 0).await;
+    // Meanwhile four more queue up: Bob's twice (one must lose), Carol's, Dave's.
+    let answers: Vec<_> = [bob.clone(), bob.clone(), carol.clone(), dave.clone()]
+        .into_iter()
+        .map(|r| queue(group, r))
+        .collect();
+    wait_until("the others queued", || group.queued() >= 3).await;
+    blocker.execute_batch("COMMIT").unwrap();
+
+    let first = first.await.unwrap().unwrap();
+    assert!(
+        matches!(&first, Rotated::Done(a) if a.email == "alice@example.com"),
+        "{first:?}"
+    );
+    let mut answers = futures::future::join_all(answers)
+        .await
+        .into_iter()
+        .map(Result::unwrap);
+    let bob_answers = [answers.next().unwrap(), answers.next().unwrap()];
+    let done = bob_answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Rotated::Done(acc)) if acc.email == "bob@example.com"))
+        .count();
+    let lost = bob_answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Rotated::AlreadySpent)))
+        .count();
+    assert_eq!((done, lost), (1, 1), "{bob_answers:?}");
+    assert!(matches!(answers.next().unwrap(), Ok(Rotated::SessionGone)));
+    let dave_answer = answers.next().unwrap();
+    assert!(
+        matches!(dave_answer, Err(AuthError::Internal(_))),
+        "{dave_answer:?}"
+    );
+    assert_eq!(
+        group.batches(),
+        2,
+        "five rotations in two transactions: the first alone, the rest together"
+    );
+
+    // What the pool reads back (never the inline reader): exactly what was written.
+    let pool = RefreshTokens::on(&auth.store().db, None);
+    let (successor, session) = pool
+        .find_with_session(bob.successor_hash.clone())
+        .await
+        .unwrap()
+        .expect("Bob's successor is stored");
+    assert_eq!(successor.session_id, bob.session);
+    assert_eq!(successor.spent_at, None);
+    assert_eq!(successor.created_at, bob.at);
+    assert_eq!(successor.expires_at, bob.expires_at);
+    assert_eq!(session.expires_at, bob.expires_at);
+    assert_eq!(session.last_used_at, Some(bob.at));
+    assert_eq!(session.last_ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(session.last_user_agent.as_deref(), Some("group test"));
+    assert!(
+        pool.is_live(bob.successor_hash.clone(), Utc::now())
+            .await
+            .unwrap(),
+        "the pool's own query finds the writer's row live"
+    );
+    // Carol's and Dave's savepoints were rolled back: their tokens are unspent, their
+    // sessions untouched.
+    for (hash, rotation) in [(&carol_hash, &carol), (&dave_hash, &dave)] {
+        let (token, session) = pool.find_with_session(hash.clone()).await.unwrap().unwrap();
+        assert_eq!(
+            token.spent_at, None,
+            "a failed rotation left its token spent"
+        );
+        assert_ne!(session.last_ip.as_deref(), Some("192.0.2.7"));
+        assert_ne!(session.expires_at, rotation.expires_at);
+    }
+    // Alice's rotation spent her first token.
+    let (token, _) = pool.find_with_session(alice_hash).await.unwrap().unwrap();
+    assert_eq!(token.spent_at, Some(alice.at));
+}
+
+#[tokio::test]
+async fn the_writer_takes_the_pools_page_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::defaults();
+    let url = format!("sqlite://{}/auth.db?mode=rwc", dir.path().display());
+    settings.database.url = SecretString::from(url.clone());
+    let db = crate::db::connect_with(&settings.database, |o| o.pragma("max_page_count", "5000"))
+        .await
+        .unwrap();
+    crate::db::migrate(&db).await.unwrap();
+    let store = crate::store::Store::new(db, &url)
+        .with_group_commit(Duration::from_secs(1))
+        .await;
+    let group = store.group_commit.as_ref().unwrap();
+    assert_eq!(group.page_limit(), Some(5000));
+}
