@@ -27,8 +27,30 @@ use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, Statement,
+    TransactionOptions,
 };
+
+/// Begins a transaction that a dropped caller cannot leave half begun.
+///
+/// sqlx counts a transaction only once its `BEGIN` has answered, and its clean-up on drop
+/// rolls back only what it counted: a caller dropped while the `BEGIN` was in flight (a
+/// client that hung up, a health check that timed out) left the database inside a
+/// transaction that neither sqlx nor sea-orm knew of, and the pooled connection went back
+/// to the pool that way. Its next user ran inside it: on PostgreSQL that user's writes were
+/// never committed, on MariaDB its `SET TRANSACTION` failed. Here the `BEGIN` runs in a task
+/// of its own, which finishes even when the caller is gone; the transaction it then returns
+/// to nobody is dropped, and rolled back, as any other.
+pub async fn begin_uncancellable(
+    db: &DatabaseConnection,
+    options: TransactionOptions,
+) -> Result<DatabaseTransaction, DbErr> {
+    let db = db.clone();
+    use sea_orm::TransactionTrait;
+    tokio::spawn(async move { db.begin_with_options(options).await })
+        .await
+        .map_err(|e| DbErr::Custom(format!("the task beginning a transaction failed: {e}")))?
+}
 
 /// Whether a connection coming back to the pool may be handed out again: only outside any
 /// transaction, by sqlx's count. A commit or rollback that failed leaves the count above
@@ -188,7 +210,7 @@ async fn write_probe(db: &DatabaseConnection) -> Result<(), DbErr> {
             "DELETE FROM seaql_migrations WHERE version = ?",
         ),
     };
-    let txn = db.begin().await?;
+    let txn = begin_uncancellable(db, TransactionOptions::default()).await?;
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         insert,

@@ -140,7 +140,7 @@ impl Store {
             ..Default::default()
         };
         Ok(Write {
-            txn: self.db.begin_with_options(options).await?,
+            txn: crate::storage::begin_uncancellable(&self.db, options).await?,
             recorded: std::sync::Mutex::default(),
         })
     }

@@ -589,3 +589,84 @@ async fn a_connection_killed_mid_transaction_is_not_reused(backend: Backend) {
 }
 
 crate::server_backend_tests!(a_connection_killed_mid_transaction_is_not_reused);
+
+/// Whether the pool's connection is inside a database transaction now (asked on it).
+async fn pool_in_transaction(db: &sea_orm::DatabaseConnection, backend: Backend) -> bool {
+    use sea_orm::ConnectionTrait;
+    let ask = |sql: &'static str| async move {
+        db.query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .expect("the pool answers")
+        .expect("a row")
+    };
+    match backend {
+        // Outside a transaction each statement is one, and `now()` is its start: two
+        // statements a few milliseconds apart see two instants; inside one, the same.
+        Backend::Postgres => {
+            let first: String = ask("SELECT CAST(now() AS TEXT)")
+                .await
+                .try_get_by_index(0)
+                .expect("text");
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            let second: String = ask("SELECT CAST(now() AS TEXT)")
+                .await
+                .try_get_by_index(0)
+                .expect("text");
+            first == second
+        }
+        _ => {
+            let open: i64 = ask("SELECT CAST(@@in_transaction AS SIGNED)")
+                .await
+                .try_get_by_index(0)
+                .expect("an integer");
+            open != 0
+        }
+    }
+}
+
+/// A write dropped at any point of its `BEGIN` (a client that disconnects, a health check
+/// that times out) leaves no transaction open on the pooled connection. sqlx only counts a
+/// transaction once its `BEGIN` has answered, so a `BEGIN` cancelled in flight used to
+/// leave the database inside a transaction that sqlx did not know of: the next user of the
+/// connection ran inside it (on PostgreSQL, its writes were never committed; on MariaDB,
+/// its `SET TRANSACTION` failed).
+async fn a_write_cancelled_while_it_begins_leaves_no_transaction_open(backend: Backend) {
+    use std::task::Poll;
+    let (_guard, url) = create_database(backend).await;
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(url.clone());
+    // One connection: whatever a cancelled write leaves on it, the next user meets.
+    settings.database.max_connections = 1;
+    let db = auth_server::db::connect(&settings.database)
+        .await
+        .expect("connect");
+    auth_server::db::migrate(&db).await.expect("migrate");
+    let store = auth_server::store::Store::new(db.clone(), &url);
+    let mut leaked = Vec::new();
+    // Cancel after 0, 1, 2, ... polls, twice over: the cancellation walks through the
+    // checkout, the ping and the `BEGIN` round trip.
+    for polls in (0..300).chain(0..300) {
+        let mut write = Box::pin(store.begin_write());
+        for _ in 0..polls {
+            if let Poll::Ready(_) = futures::poll!(write.as_mut()) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        drop(write);
+        if pool_in_transaction(&db, backend).await {
+            leaked.push(polls);
+        }
+    }
+    assert!(
+        leaked.is_empty(),
+        "a cancelled BEGIN left the connection inside a transaction after {} of 600 \
+         cancellations (after these many polls: {leaked:?})",
+        leaked.len()
+    );
+}
+
+crate::server_backend_tests!(a_write_cancelled_while_it_begins_leaves_no_transaction_open);
