@@ -55,6 +55,9 @@ WRK_THREADS = 1
 # (VERIFIED_CAPACITY = 1,024 in src/auth/tokens/access.rs), so every request verifies.
 ALGORITHMS = ("HS256", "ES256")
 COLD_TOKENS = 4_096
+# The rotation comparison (issue 17): refreshToken at these connection counts, on this
+# build and on a build from before SQLite group commit, in turns.
+REFRESH_SWEEP = (1, 8, 32)
 # The metrics figure: how often the server with METRICS_ADDR is scraped during its turns
 # (Prometheus's default is 1 m, a common setting 15 s; 1 s is on the costly side).
 SCRAPE_EVERY_S = 1.0
@@ -397,6 +400,44 @@ def signing(out, cfg, hash_, compare=None):
             srv.stop()
 
 
+def refresh_latency(out, cfg, hash_, before=None):
+    """`refreshToken` at 1, 8 and 32 connections, interleaved with `before` if given.
+
+    This release binary and, with `before` = (path, label), that binary (a build from
+    before SQLite group commit), each on a fresh SQLite database seeded with 2 × HOT
+    sessions. The servers take turns, the order reversed every alternation; a turn is a
+    1 s warm-up at 32 connections, then cfg["secs"] at each connection count in
+    REFRESH_SWEEP, every load on fresh rotation chains (CHUNK tokens, spent in turn).
+    """
+    plan = [("this", None)] + ([("before", before[0])] if before else [])
+    servers = {}
+    try:
+        for name, binary in plan:
+            srv = Server(out, f"refresh-{name}",
+                         f"sqlite://{out}/refresh-{name}/auth.db?mode=rwc", binary=binary)
+            servers[name] = (srv, srv.seed(hash_, 2 * HOT, 0, 0, "hot"))
+        res = {name: {c: [] for c in REFRESH_SWEEP} for name in servers}
+        names = list(servers)
+        for k in range(cfg["alternations"]):
+            for name in (names if k % 2 == 0 else names[::-1]):
+                srv, tokens = servers[name]
+                wrk(srv.url, "refresh", tokens.refresh_chunk(), THROUGHPUT_CONNS, 1)
+                for c in REFRESH_SWEEP:
+                    res[name][c].append(check(
+                        wrk(srv.url, "refresh", tokens.refresh_chunk(), c, cfg["secs"]),
+                        f"refresh {name} c={c}"))
+            log(f"refresh, alternation {k + 1}: " + "; ".join(
+                f"{name} " + ", ".join(f"c={c} {res[name][c][-1]['rps']:.0f}/s "
+                                       f"p50 {res[name][c][-1]['p50']:.2f} ms"
+                                       for c in REFRESH_SWEEP) for name in names))
+        return {"servers": {n: {str(c): v for c, v in r.items()} for n, r in res.items()},
+                "before": before[1] if before else None, "alternations": cfg["alternations"],
+                "sweep": list(REFRESH_SWEEP)}
+    finally:
+        for srv, _ in servers.values():
+            srv.stop()
+
+
 def metrics_cost(out, cfg, hash_):
     """`me` on two servers that differ only in `METRICS_ADDR`, interleaved.
 
@@ -609,6 +650,16 @@ def main():
                     "`me` on, interleaved with the HS256/ES256 comparison")
     ap.add_argument("--compare-label", metavar="TEXT",
                     help="how the report names --compare-binary (default: its path)")
+    ap.add_argument("--before-binary", metavar="PATH",
+                    help="an auth-server binary from before SQLite group commit (issue 17) to "
+                    "measure `refreshToken` at 1, 8 and 32 connections on, in turns with this "
+                    "build")
+    ap.add_argument("--before-label", metavar="TEXT",
+                    help="how the report names --before-binary (default: its path)")
+    ap.add_argument("--only-refresh", action="store_true",
+                    help="measure only `refreshToken` at 1, 8 and 32 connections (and on "
+                    "--before-binary); prints the section and writes it to the run's directory "
+                    "(BENCHMARKS.md is left alone)")
     ap.add_argument("--only-cluster", action="store_true",
                     help="measure only the cluster figure (1, 2, 3 instances behind HAProxy on "
                     "the PostgreSQL of BENCH_POSTGRES_URL); prints the section and writes it to "
@@ -623,6 +674,12 @@ def main():
         if not os.access(path, os.X_OK):
             sys.exit(f"--compare-binary {path}: not an executable file")
         compare = (path, args.compare_label or path)
+    before = None
+    if args.before_binary:
+        path = os.path.abspath(args.before_binary)
+        if not os.access(path, os.X_OK):
+            sys.exit(f"--before-binary {path}: not an executable file")
+        before = (path, args.before_label or path)
     profile = "smoke" if args.smoke else "full"
     cfg = dict(PROFILES[profile])
     if args.runs:
@@ -674,6 +731,13 @@ def main():
         only("cluster", measured, report.cluster_section(measured, cfg, stats)[1])
         return
 
+    if args.only_refresh:
+        log(f"refresh: 1, 8 and 32 connections{' and ' + before[1] if before else ''}, "
+            f"{cfg['alternations']} alternation(s)")
+        measured = refresh_latency(out, cfg, hash_, before)
+        only("refresh", measured, report.refresh_section(measured, cfg, stats)[1])
+        return
+
     if args.only_metrics:
         log(f"metrics: `me` with METRICS_ADDR and without, {cfg['metrics_alternations']} "
             f"alternation(s)")
@@ -720,6 +784,10 @@ def main():
         f"alternation(s)")
     measured = metrics_cost(out, cfg, hash_)
 
+    log(f"refresh: 1, 8 and 32 connections{' and ' + before[1] if before else ''}, "
+        f"{cfg['alternations']} alternation(s)")
+    rotations = refresh_latency(out, cfg, hash_, before)
+
     backends = {}
     for kind, var in (("MySQL/MariaDB", "BENCH_MYSQL_URL"), ("PostgreSQL", "BENCH_POSTGRES_URL")):
         if os.environ.get(var):
@@ -736,7 +804,7 @@ def main():
     log(f"other programs used {others:.2f} cores on average, {stolen:.2f} stolen")
     report.write(report_path, plot_path, profile=profile, cfg=cfg, runs=runs, startups=startups,
                  soak=soaked, plans=plans, counts=counts, seed_secs=seed_secs, backends=backends,
-                 signing=signed, metrics=measured, cluster=clustered,
+                 signing=signed, metrics=measured, cluster=clustered, refresh=rotations,
                  elapsed=elapsed, cores=CORES, stats=stats,
                  load_before=load_before, load_after=os.getloadavg()[0],
                  others=others, stolen=stolen)
@@ -744,7 +812,8 @@ def main():
         json.dump({"cfg": cfg, "runs": [{k: v for k, v in r.items() if not k.startswith("_")}
                                         for r in runs],
                    "startups": startups, "soak": soaked, "backends": backends,
-                   "signing": signed, "metrics": measured, "cluster": clustered}, f, indent=1,
+                   "signing": signed, "metrics": measured, "cluster": clustered,
+                   "refresh": rotations}, f, indent=1,
                   default=str)
     log(f"done in {elapsed / 60:.1f} min: {report_path}, {plot_path}")
 
