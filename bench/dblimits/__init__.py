@@ -130,7 +130,7 @@ def _mysql_args(url):
     return args
 
 
-def sysbench(url, mode, sids, conns, secs, work_dir):
+def sysbench(url, mode, sids, conns, secs, work_dir, extra=()):
     """Runs `sysbench limits.lua` in `mode` ("guard" or "rotation") for `secs` seconds at
     `conns` threads (one connection each); returns as `pgbench` does."""
     if shutil.which("sysbench") is None:
@@ -144,7 +144,7 @@ def sysbench(url, mode, sids, conns, secs, work_dir):
            *_mysql_args(url), f"--threads={conns}", f"--time={secs}", "--events=0",
            "--percentile=99", "--histogram=on", f"--mode={mode}", f"--sids={ids}",
            f"--now={now.isoformat(sep=' ')}",
-           f"--expires={(now + datetime.timedelta(days=30)).isoformat(sep=' ')}", "run"]
+           f"--expires={(now + datetime.timedelta(days=30)).isoformat(sep=' ')}", *extra, "run"]
     r = subprocess.run(cmd, text=True, capture_output=True, timeout=secs + 120)
     if r.returncode != 0:
         raise RuntimeError(f"sysbench {mode} failed:\n{r.stdout}\n{r.stderr}")
@@ -172,8 +172,14 @@ def sysbench(url, mode, sids, conns, secs, work_dir):
 
 
 def run(kind, url, mode, sids, conns, secs, work_dir):
+    """The database's own rate for `mode`: "guard" or "rotation" (the server's statements);
+    the experiments "rotation_merged" (PostgreSQL: the transaction as one statement) and
+    "rotation_set_per_txn" (MariaDB/MySQL: the isolation level set before every BEGIN, as
+    the server does)."""
     if kind == "PostgreSQL":
         return pgbench(url, mode, sids, conns, secs, work_dir)
+    if mode == "rotation_set_per_txn":
+        return sysbench(url, "rotation", sids, conns, secs, work_dir, ["--set_per_txn=on"])
     return sysbench(url, mode, sids, conns, secs, work_dir)
 
 

@@ -17,6 +17,8 @@ sysbench.cmdline.options = {
   sids = {"file of session ids, 32 hex digits a line", ""},
   now = {"the instant bound as the current time (YYYY-MM-DD hh:mm:ss.ffffff)", ""},
   expires = {"the expiry bound for a refreshed session and its new token", ""},
+  set_per_txn = {"an experiment: SET TRANSACTION ISOLATION LEVEL READ COMMITTED before each "
+    .. "BEGIN, as the server sends it (instead of once per connection)", false},
 }
 
 local GUARD = [[SELECT `users`.`id`, `users`.`email`, `users`.`username`, `users`.`created_at`, `users`.`updated_at`, `users`.`email_verified_at` FROM `users` INNER JOIN `sessions` ON `users`.`id` = `sessions`.`user_id` WHERE `sessions`.`id` = ? AND `sessions`.`revoked_at` IS NULL AND `sessions`.`expires_at` > ? LIMIT ?]]
@@ -80,6 +82,7 @@ function thread_init()
     refreshed = prepare(REFRESHED, {{V, 32}, {V, 32}, {V, 64}, {V, 16}})
     insert = prepare(INSERT, {{V, 16}, {V, 16}, {V, 64}, {V, 32}, {V, 32}})
     account = prepare(ACCOUNT, {{V, 16}, {I}})
+    set_isolation = prepare("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", {})
   end
 end
 
@@ -90,6 +93,7 @@ function event()
     return
   end
   run(find, {token_hash, 1})
+  if sysbench.opt.set_per_txn then set_isolation.stmt:execute() end
   con:query("BEGIN")
   run(spend, {now, token_id})
   run(refreshed, {expires, now, "127.0.0.1", sid})
