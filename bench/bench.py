@@ -335,7 +335,17 @@ def startup_times(out, n):
 
 
 def other_backend(out, kind, admin_url, cfg, hash_):
-    """me / refreshToken throughput and p50 on MySQL or PostgreSQL (own database)."""
+    """`me` and `refreshToken` on MySQL or PostgreSQL (a database of its own), each beside
+    what the database itself serves for the same statements (bench/dblimits).
+
+    One server on a fresh database seeded with HOT sessions. A turn measures, back to back
+    at THROUGHPUT_CONNS connections (clients), `me` through the server, the guard's query
+    by the database's own tool, `refreshToken` through the server and the refresh's
+    statements by the tool; every other turn in the reverse order, cfg["alternations"]
+    turns. The tool's rotations use sessions kept out of the server's
+    refresh chunks. Before the turns, the server's round trips to the database per request
+    are counted on requests sent one at a time (dblimits.round_trips)."""
+    import dblimits
     name = f"bench_{secrets.token_hex(4)}"
     base, _, _ = admin_url.rpartition("/")
     url = f"{base}/{name}"
@@ -345,16 +355,67 @@ def other_backend(out, kind, admin_url, cfg, hash_):
         srv = Server(out, kind, url)
         try:
             tk = srv.seed(hash_, HOT, 0, 0, "seed")
+            guard_sids, rotation_sids = dblimits.split_sessions(tk.access)
+            tk.refresh = tk.refresh[:-dblimits.RESERVED]
+            work = os.path.join(srv.dir, "dblimits")
+            secs = cfg["secs"]
+            with open(tk.access) as f:
+                access = [line.strip() for line in f if line.strip()]
+            trips = dblimits.round_trips(srv.proc.pid, srv.port, url, access,
+                                         tk.refresh[-20:])
+            tk.refresh = tk.refresh[:-20]
+            log(f"{kind}: round trips to the database per request, one at a time: "
+                f"me {trips['me']:.2f}, refresh {trips['refresh']:.2f}")
             wrk(srv.url, "me", tk.access, THROUGHPUT_CONNS, 1)
-            me = check(wrk(srv.url, "me", tk.access, THROUGHPUT_CONNS, cfg["secs"]), f"{kind} me")
-            rf = check(wrk(srv.url, "refresh", tk.refresh_chunk(), THROUGHPUT_CONNS, cfg["secs"]),
-                       f"{kind} refresh")
-            return {"startup_s": srv.startup, "me": me, "refresh": rf,
-                    "refresh_vs_me": rf["rps"] / me["rps"]}
+            dblimits.run(kind, url, "guard", guard_sids, THROUGHPUT_CONNS, 1, work)
+            turns = []
+            for k in range(cfg["alternations"]):
+                t = {}
+
+                def server_me():
+                    t["me"] = check(wrk(srv.url, "me", tk.access, THROUGHPUT_CONNS, secs),
+                                    f"{kind} me")
+
+                def db_guard():
+                    t["db_guard"] = dblimits.run(kind, url, "guard", guard_sids,
+                                                 THROUGHPUT_CONNS, secs, work)
+
+                def server_refresh():
+                    t["refresh"] = check(wrk(srv.url, "refresh", tk.refresh_chunk(),
+                                             THROUGHPUT_CONNS, secs), f"{kind} refresh")
+
+                def db_rotation():
+                    t["db_rotation"] = dblimits.run(kind, url, "rotation", rotation_sids,
+                                                    THROUGHPUT_CONNS, secs, work)
+                steps = [server_me, db_guard, server_refresh, db_rotation]
+                if k % 2:
+                    steps = [db_guard, server_me, db_rotation, server_refresh]
+                for step in steps:
+                    step()
+                t["me_ratio"] = t["me"]["rps"] / t["db_guard"]["rps"]
+                t["refresh_ratio"] = t["refresh"]["rps"] / t["db_rotation"]["rps"]
+                t["refresh_vs_me"] = t["refresh"]["rps"] / t["me"]["rps"]
+                turns.append(t)
+                log(f"{kind}, turn {k + 1}: me {t['me']['rps']:.0f}/s vs "
+                    f"{t['db_guard']['tool']} {t['db_guard']['rps']:.0f}/s "
+                    f"({t['me_ratio']:.2f}); refresh "
+                    f"{t['refresh']['rps']:.0f}/s vs {t['db_rotation']['rps']:.0f}/s "
+                    f"({t['refresh_ratio']:.2f})")
+            mid = sorted(turns, key=lambda t: t["me"]["rps"])[len(turns) // 2]
+            return {"startup_s": srv.startup, "me": mid["me"], "refresh": mid["refresh"],
+                    "refresh_vs_me": statistics.median(t["refresh_vs_me"] for t in turns),
+                    "turns": turns, "round_trips": trips, "conns": THROUGHPUT_CONNS,
+                    "secs": secs}
         finally:
             srv.stop()
     finally:
         sh([TOOL, "dropdb", name], 120, env=tool_env)
+
+
+def backend_urls():
+    return [(kind, os.environ[var]) for kind, var in
+            (("MySQL/MariaDB", "BENCH_MYSQL_URL"), ("PostgreSQL", "BENCH_POSTGRES_URL"))
+            if os.environ.get(var)]
 
 
 def signing(out, cfg, hash_, compare=None):
@@ -667,6 +728,11 @@ def main():
     ap.add_argument("--only-metrics", action="store_true",
                     help="measure only `me` with metrics on and off; prints the section and "
                     "writes it to the run's directory (BENCHMARKS.md is left alone)")
+    ap.add_argument("--only-backends", action="store_true",
+                    help="measure only `me` and `refreshToken` on MySQL/MariaDB and PostgreSQL "
+                    "(BENCH_MYSQL_URL, BENCH_POSTGRES_URL) beside the databases' own rates for "
+                    "the same statements (pgbench, sysbench); prints the section and writes it "
+                    "to the run's directory (BENCHMARKS.md is left alone)")
     args = ap.parse_args()
     compare = None
     if args.compare_binary:
@@ -745,6 +811,19 @@ def main():
         only("metrics", measured, report.metrics_section(measured, cfg, stats)[1])
         return
 
+    if args.only_backends:
+        if not backend_urls():
+            sys.exit("--only-backends needs BENCH_POSTGRES_URL and/or BENCH_MYSQL_URL (e.g. "
+                     "postgres://postgres@127.0.0.1:5432/postgres, mysql://root@127.0.0.1:3306/mysql)")
+        measured = {}
+        for kind, admin in backend_urls():
+            log(f"{kind}: {admin.split('@')[-1]}, {cfg['alternations']} turn(s)")
+            measured[kind] = other_backend(out, kind, admin, cfg, hash_)
+        rows, section = report.backends_section(measured, cfg, stats)
+        only("backends", measured, "| # | figure | median (min–max) | goal | |\n"
+             "| --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n" + section)
+        return
+
     log("start-up times on empty databases")
     startups = startup_times(out, cfg["startups"])
 
@@ -789,10 +868,9 @@ def main():
     rotations = refresh_latency(out, cfg, hash_, before)
 
     backends = {}
-    for kind, var in (("MySQL/MariaDB", "BENCH_MYSQL_URL"), ("PostgreSQL", "BENCH_POSTGRES_URL")):
-        if os.environ.get(var):
-            log(f"{kind}: {os.environ[var].split('@')[-1]}")
-            backends[kind] = other_backend(out, kind, os.environ[var], cfg, hash_)
+    for kind, admin in backend_urls():
+        log(f"{kind}: {admin.split('@')[-1]}")
+        backends[kind] = other_backend(out, kind, admin, cfg, hash_)
 
     clustered = None
     if os.environ.get("BENCH_POSTGRES_URL"):
