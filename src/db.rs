@@ -8,6 +8,10 @@ use secrecy::ExposeSecret;
 use crate::config::DatabaseSettings;
 use crate::storage;
 
+/// How long a pooled MySQL/PostgreSQL connection may have been idle and still be handed out
+/// without a ping first.
+const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Connects with the configured pool and statement timeout. SQLite runs in WAL mode with
 /// `synchronous=FULL`, so a committed registration survives a crash or power loss.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
@@ -43,7 +47,15 @@ pub async fn connect_with(
         // An embedded database has no connection to lose, and each ping is a round trip
         // to the connection's worker thread: see bench/FINDINGS.md (item 1).
         options.test_before_acquire(false);
-    } else if url.starts_with("postgres") {
+    } else {
+        // A connection used within the last second is handed out without a ping: sqlx's
+        // default pings before every checkout, one more round trip for each (`me` made
+        // three, counting the ping sqlx always sends on release; see bench/FINDINGS.md,
+        // issue 17). A connection cut by an outage is still caught: one idle for longer is
+        // pinged, and one whose query failed fails sqlx's ping on release and is closed.
+        options.test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
+    }
+    if url.starts_with("postgres") {
         options.statement_timeout(timeout);
     } else if url.starts_with("mysql") || url.starts_with("mariadb") {
         options.after_connect(move |conn| {
