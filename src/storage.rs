@@ -2,7 +2,7 @@
 //! the server opened is still the one at its path, and whether a write commits right now.
 //!
 //! These answer one failure class: a write acknowledged to a client that no restart will
-//! find. Three ways to get there, and the defence of each:
+//! find. Four ways to get there, and the defence of each:
 //!
 //! - **A connection left inside a transaction.** sqlx counts transaction depth itself and
 //!   only moves the count when its own `COMMIT`/`ROLLBACK` succeeds. When SQLite rolls a
@@ -13,6 +13,10 @@
 //!   released a savepoint inside a transaction that never committed, reported success, and
 //!   held the write lock (everyone else: “database is locked”). [`reusable`] closes every
 //!   connection that comes back to the pool while sqlx still counts it inside a transaction.
+//! - **A `BEGIN` cancelled in flight** (the request dropped meanwhile): the database is
+//!   inside a transaction that sqlx never counted, so the connection goes back to the pool
+//!   looking clean and its next user runs inside it. [`begin_uncancellable`] lets every
+//!   write's `BEGIN` finish in a task of its own.
 //! - **Storage that cannot take a write** (disk full, read-only, I/O errors): a ping
 //!   still answers. [`HealthCheck`] commits a small write that needs fresh pages.
 //! - **The SQLite file deleted or replaced under the server**: its connections keep writing
@@ -28,7 +32,7 @@ use std::time::{Duration, Instant};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, Statement,
-    TransactionOptions,
+    TransactionOptions, TransactionTrait,
 };
 
 /// Begins a transaction that a dropped caller cannot leave half begun.
@@ -46,7 +50,6 @@ pub async fn begin_uncancellable(
     options: TransactionOptions,
 ) -> Result<DatabaseTransaction, DbErr> {
     let db = db.clone();
-    use sea_orm::TransactionTrait;
     tokio::spawn(async move { db.begin_with_options(options).await })
         .await
         .map_err(|e| DbErr::Custom(format!("the task beginning a transaction failed: {e}")))?

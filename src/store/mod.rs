@@ -21,9 +21,7 @@ mod users;
 
 use std::sync::Arc;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr};
 
 pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;

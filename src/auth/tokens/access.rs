@@ -129,11 +129,7 @@ impl AccessKeys {
             aud: self.audience.clone(),
             typ: ACCESS_TOKEN_TYPE.to_owned(),
         };
-        Ok(jsonwebtoken::encode(
-            &signer.header,
-            &claims,
-            &signer.encoding,
-        )?)
+        Ok(signer.sign(&claims)?)
     }
 
     /// Checks the signature with the published key its `kid` names (in that key's

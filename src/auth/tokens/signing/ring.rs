@@ -27,6 +27,38 @@ pub struct Signer {
     pub algorithm: SigningAlgorithm,
     pub header: Header,
     pub encoding: EncodingKey,
+    /// An ES256 key, parsed once (see [`Signer::sign`]).
+    es256: Option<p256::ecdsa::SigningKey>,
+}
+
+impl Signer {
+    /// The compact JWS of `claims` under this key's header.
+    ///
+    /// ES256 is signed here with the key parsed once: `jsonwebtoken::encode` parses the
+    /// PKCS#8 key again for every token (deriving its public point) and signs with
+    /// `sign_recoverable`, which recovers public keys from the signature to find a
+    /// recovery id that a JWS never carries. That was 78 % of the server's CPU under a
+    /// `refreshToken` load (`bench/FINDINGS.md`, issue 17). The bytes are the same:
+    /// ECDSA here is deterministic (RFC 6979), so both produce one signature for one
+    /// message, and a test compares the two. Other algorithms go through `jsonwebtoken`.
+    pub fn sign(
+        &self,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let Some(key) = &self.es256 else {
+            return jsonwebtoken::encode(&self.header, claims, &self.encoding);
+        };
+        use base64::Engine as _;
+        use p256::ecdsa::signature::Signer as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut token = b64.encode(serde_json::to_vec(&self.header)?);
+        token.push('.');
+        token.push_str(&b64.encode(serde_json::to_vec(claims)?));
+        let signature: p256::ecdsa::Signature = key.sign(token.as_bytes());
+        token.push('.');
+        token.push_str(&b64.encode(signature.to_bytes()));
+        Ok(token)
+    }
 }
 
 /// A key that verifies tokens naming its `kid`.
@@ -105,6 +137,7 @@ impl KeyRing {
                         kid,
                         algorithm: SigningAlgorithm::Hs256,
                         encoding: EncodingKey::from_secret(secret),
+                        es256: None,
                     }),
                 });
                 loaded.unnamed = Some(verifier.clone());
@@ -333,12 +366,19 @@ fn always(pair: &KeyPair) -> Scheduled {
     }
 }
 
-fn signer(pair: &KeyPair) -> Signer {
+pub(super) fn signer(pair: &KeyPair) -> Signer {
+    use p256::pkcs8::DecodePrivateKey as _;
+    let es256 = match pair.algorithm() {
+        // The pair was read from this DER already: it parses.
+        SigningAlgorithm::Es256 => p256::ecdsa::SigningKey::from_pkcs8_der(pair.der()).ok(),
+        _ => None,
+    };
     Signer {
         kid: pair.kid().to_owned(),
         algorithm: pair.algorithm(),
         header: header(pair.algorithm(), pair.kid()),
         encoding: pair.encoding().clone(),
+        es256,
     }
 }
 

@@ -123,3 +123,25 @@ fn a_sealed_private_key_opens_only_under_its_kek_and_in_its_own_row() {
     assert!(other.open_bound(&sealed, pair.kid().as_bytes()).is_err());
     assert!(sealer.open_bound(&der, pair.kid().as_bytes()).is_err());
 }
+
+/// The ES256 path signs with its own parsed key (`Signer::sign`): the token must be the
+/// one `jsonwebtoken::encode` makes, byte for byte (ECDSA is deterministic, RFC 6979), and
+/// verify with `jsonwebtoken::decode`.
+#[test]
+fn es256_tokens_signed_with_the_parsed_key_are_jsonwebtokens_own() {
+    use jsonwebtoken::{DecodingKey, Validation};
+    let pair = KeyPair::generate(SigningAlgorithm::Es256).unwrap();
+    let signer = super::ring::signer(&pair);
+    for n in 0..5 {
+        let claims = serde_json::json!({"sub": format!("user-{n}"), "exp": 4_000_000_000u64});
+        let ours = signer.sign(&claims).unwrap();
+        let theirs = jsonwebtoken::encode(&signer.header, &claims, &signer.encoding).unwrap();
+        assert_eq!(ours, theirs);
+        let public: &DecodingKey = pair.public().decoding();
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.validate_aud = false;
+        let decoded =
+            jsonwebtoken::decode::<serde_json::Value>(&ours, public, &validation).unwrap();
+        assert_eq!(decoded.claims, claims);
+    }
+}
