@@ -28,19 +28,20 @@ pub struct Signer {
     pub header: Header,
     pub encoding: EncodingKey,
     /// An ES256 key, parsed once (see [`Signer::sign`]).
-    es256: Option<p256::ecdsa::SigningKey>,
+    es256: Option<ring::signature::EcdsaKeyPair>,
 }
 
 impl Signer {
     /// The compact JWS of `claims` under this key's header.
     ///
-    /// ES256 is signed here with the key parsed once: `jsonwebtoken::encode` parses the
-    /// PKCS#8 key again for every token (deriving its public point) and signs with
-    /// `sign_recoverable`, which recovers public keys from the signature to find a
-    /// recovery id that a JWS never carries. That was 78 % of the server's CPU under a
-    /// `refreshToken` load (`bench/FINDINGS.md`, issue 17). The bytes are the same:
-    /// ECDSA here is deterministic (RFC 6979), so both produce one signature for one
-    /// message, and a test compares the two. Other algorithms go through `jsonwebtoken`.
+    /// ES256 is signed here with ring, the key parsed once: `jsonwebtoken::encode` (its
+    /// rust_crypto backend) parsed the PKCS#8 key again for every token, deriving its
+    /// public point, then signed with `sign_recoverable`, which recovers public keys from
+    /// the signature to find a recovery id that a JWS never carries; and its pure-Rust
+    /// P-256 has no precomputed tables. That was 78 % of the server's CPU under a
+    /// `refreshToken` load (`bench/FINDINGS.md`, issue 17). The token is the same JWS
+    /// (header and claims encoded as jsonwebtoken does, a 64-byte `r‖s` signature); a test
+    /// checks both against `jsonwebtoken`. Other algorithms go through `jsonwebtoken`.
     pub fn sign(
         &self,
         claims: &impl serde::Serialize,
@@ -49,14 +50,16 @@ impl Signer {
             return jsonwebtoken::encode(&self.header, claims, &self.encoding);
         };
         use base64::Engine as _;
-        use p256::ecdsa::signature::Signer as _;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut token = b64.encode(serde_json::to_vec(&self.header)?);
         token.push('.');
         token.push_str(&b64.encode(serde_json::to_vec(claims)?));
-        let signature: p256::ecdsa::Signature = key.sign(token.as_bytes());
+        let rng = ring::rand::SystemRandom::new();
+        let signature = key
+            .sign(&rng, token.as_bytes())
+            .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey)?;
         token.push('.');
-        token.push_str(&b64.encode(signature.to_bytes()));
+        token.push_str(&b64.encode(signature.as_ref()));
         Ok(token)
     }
 }
@@ -367,10 +370,15 @@ fn always(pair: &KeyPair) -> Scheduled {
 }
 
 pub(super) fn signer(pair: &KeyPair) -> Signer {
-    use p256::pkcs8::DecodePrivateKey as _;
     let es256 = match pair.algorithm() {
-        // The pair was read from this DER already: it parses.
-        SigningAlgorithm::Es256 => p256::ecdsa::SigningKey::from_pkcs8_der(pair.der()).ok(),
+        // A key ring cannot read (a PKCS#8 without its public key) signs through
+        // jsonwebtoken instead.
+        SigningAlgorithm::Es256 => ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pair.der(),
+            &ring::rand::SystemRandom::new(),
+        )
+        .ok(),
         _ => None,
     };
     Signer {
