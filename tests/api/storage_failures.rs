@@ -634,7 +634,6 @@ async fn pool_in_transaction(db: &sea_orm::DatabaseConnection, backend: Backend)
 /// connection ran inside it (on PostgreSQL, its writes were never committed; on MariaDB,
 /// its `SET TRANSACTION` failed).
 async fn a_write_cancelled_while_it_begins_leaves_no_transaction_open(backend: Backend) {
-    use std::task::Poll;
     let (_guard, url) = create_database(backend).await;
     let mut settings = test_settings();
     settings.database.url = SecretString::from(url.clone());
@@ -651,7 +650,7 @@ async fn a_write_cancelled_while_it_begins_leaves_no_transaction_open(backend: B
     for polls in (0..300).chain(0..300) {
         let mut write = Box::pin(store.begin_write());
         for _ in 0..polls {
-            if let Poll::Ready(_) = futures::poll!(write.as_mut()) {
+            if futures::poll!(write.as_mut()).is_ready() {
                 break;
             }
             tokio::task::yield_now().await;
