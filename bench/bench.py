@@ -747,18 +747,17 @@ def main():
                     "the same statements (pgbench, sysbench); prints the section and writes it "
                     "to the run's directory (BENCHMARKS.md is left alone)")
     args = ap.parse_args()
-    compare = None
-    if args.compare_binary:
-        path = os.path.abspath(args.compare_binary)
+    def other_binary(flag, path, label):
+        """(path, label) of another build given with `flag`, checked; None without it."""
+        if not path:
+            return None
+        path = os.path.abspath(path)
         if not os.access(path, os.X_OK):
-            sys.exit(f"--compare-binary {path}: not an executable file")
-        compare = (path, args.compare_label or path)
-    before = None
-    if args.before_binary:
-        path = os.path.abspath(args.before_binary)
-        if not os.access(path, os.X_OK):
-            sys.exit(f"--before-binary {path}: not an executable file")
-        before = (path, args.before_label or path)
+            sys.exit(f"{flag} {path}: not an executable file")
+        return path, label or path
+
+    compare = other_binary("--compare-binary", args.compare_binary, args.compare_label)
+    before = other_binary("--before-binary", args.before_binary, args.before_label)
     profile = "smoke" if args.smoke else "full"
     cfg = dict(PROFILES[profile])
     if args.runs:

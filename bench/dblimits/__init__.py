@@ -214,7 +214,9 @@ def segments_to(pid, port):
     return total
 
 
-def _post(port, body, token=None):
+def post(port, body, token=None):
+    """POSTs one GraphQL request to the server on `port`; its answer, or an error if it
+    has any."""
     import http.client
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Content-Type": "application/json"}
@@ -224,7 +226,8 @@ def _post(port, body, token=None):
     answer = json.loads(conn.getresponse().read())
     conn.close()
     if answer.get("errors"):
-        raise RuntimeError(f"round-trip probe: {answer}")
+        raise RuntimeError(f"GraphQL errors: {answer}")
+    return answer
 
 
 def round_trips(pid, port, url, access, refresh, n=20):
@@ -241,9 +244,9 @@ def round_trips(pid, port, url, access, refresh, n=20):
         before = segments_to(pid, db_port)
         for i in range(n):
             if mode == "me":
-                _post(port, {"query": "{ me { id } }"}, access[i % len(access)])
+                post(port, {"query": "{ me { id } }"}, access[i % len(access)])
             else:
-                _post(port, {"query": "mutation($t: String!) { refreshToken(refreshToken: $t) "
+                post(port, {"query": "mutation($t: String!) { refreshToken(refreshToken: $t) "
                                       "{ refreshToken } }", "variables": {"t": refresh[i]}})
             time.sleep(0.005)
         time.sleep(0.2)  # the pool's ping on release runs after the answer

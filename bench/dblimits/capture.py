@@ -14,7 +14,6 @@ switched on globally for the second or so of the requests (log_output=TABLE), th
 switched back; only the capture database's connections are printed.
 """
 
-import http.client
 import json
 import os
 import secrets
@@ -29,17 +28,7 @@ sys.dont_write_bytecode = True
 import bench  # noqa: E402  (bench/bench.py: Server, TOOL)
 
 
-def post(port, body, token=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    conn.request("POST", "/graphql", json.dumps(body), headers)
-    answer = json.loads(conn.getresponse().read())
-    conn.close()
-    if answer.get("errors"):
-        raise RuntimeError(answer)
-    return answer
+from dblimits import post  # noqa: E402  (one GraphQL request)
 
 
 def requests(srv, tokens):

@@ -87,13 +87,7 @@ impl Server {
                 None,
             )
             .await;
-        match body["data"]["register"]["accessToken"].as_str() {
-            Some(token) => Ok(token.to_owned()),
-            None => Err(body["errors"][0]["extensions"]["code"]
-                .as_str()
-                .unwrap_or("no code")
-                .to_owned()),
-        }
+        field_or_code(&body, "register", "accessToken")
     }
 
     /// Registers `emails` concurrently; returns (email, access token) of each acknowledged
@@ -125,6 +119,17 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// `data.{operation}.{field}` of a GraphQL answer, or the code of its first error.
+fn field_or_code(body: &Value, operation: &str, field: &str) -> Result<String, String> {
+    match body["data"][operation][field].as_str() {
+        Some(value) => Ok(value.to_owned()),
+        None => Err(body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("no code")
+            .to_owned()),
     }
 }
 
@@ -316,13 +321,7 @@ impl Server {
                 None,
             )
             .await;
-        match body["data"]["refreshToken"]["refreshToken"].as_str() {
-            Some(next) => Ok(next.to_owned()),
-            None => Err(body["errors"][0]["extensions"]["code"]
-                .as_str()
-                .unwrap_or("no code")
-                .to_owned()),
-        }
+        field_or_code(&body, "refreshToken", "refreshToken")
     }
 
     /// Rotates every token of `chains` at once; an answered successor replaces its token,

@@ -174,26 +174,25 @@ impl SqliteReader {
         let mut statement = conn.prepare_cached(REFRESH_WITH_SESSION)?;
         statement
             .query_row([token_hash], |row| {
-                let get = |i| row.get_ref(i);
                 let token = refresh_token::Model {
-                    id: Uuid::decode(get(0)?).map_err(|e| bad(0, e))?,
-                    session_id: Uuid::decode(get(1)?).map_err(|e| bad(1, e))?,
-                    token_hash: String::decode(get(2)?).map_err(|e| bad(2, e))?,
-                    created_at: DateTime::decode(get(3)?).map_err(|e| bad(3, e))?,
-                    expires_at: DateTime::decode(get(4)?).map_err(|e| bad(4, e))?,
-                    spent_at: Option::decode(get(5)?).map_err(|e| bad(5, e))?,
+                    id: column(row, 0)?,
+                    session_id: column(row, 1)?,
+                    token_hash: column(row, 2)?,
+                    created_at: column(row, 3)?,
+                    expires_at: column(row, 4)?,
+                    spent_at: column(row, 5)?,
                 };
                 let session = session::Model {
-                    id: Uuid::decode(get(6)?).map_err(|e| bad(6, e))?,
-                    user_id: Uuid::decode(get(7)?).map_err(|e| bad(7, e))?,
-                    created_at: DateTime::decode(get(8)?).map_err(|e| bad(8, e))?,
-                    expires_at: DateTime::decode(get(9)?).map_err(|e| bad(9, e))?,
-                    revoked_at: Option::decode(get(10)?).map_err(|e| bad(10, e))?,
-                    last_used_at: Option::decode(get(11)?).map_err(|e| bad(11, e))?,
-                    created_ip: Option::decode(get(12)?).map_err(|e| bad(12, e))?,
-                    created_user_agent: Option::decode(get(13)?).map_err(|e| bad(13, e))?,
-                    last_ip: Option::decode(get(14)?).map_err(|e| bad(14, e))?,
-                    last_user_agent: Option::decode(get(15)?).map_err(|e| bad(15, e))?,
+                    id: column(row, 6)?,
+                    user_id: column(row, 7)?,
+                    created_at: column(row, 8)?,
+                    expires_at: column(row, 9)?,
+                    revoked_at: column(row, 10)?,
+                    last_used_at: column(row, 11)?,
+                    created_ip: column(row, 12)?,
+                    created_user_agent: column(row, 13)?,
+                    last_ip: column(row, 14)?,
+                    last_user_agent: column(row, 15)?,
                 };
                 Ok((token, session))
             })
@@ -209,9 +208,9 @@ const REFRESH_WITH_SESSION: &str = "SELECT t.id, t.session_id, t.token_hash, t.c
      FROM refresh_tokens t INNER JOIN sessions s ON s.id = t.session_id \
      WHERE t.token_hash = ?1 LIMIT 1";
 
-/// A column that did not decode, as rusqlite reports it.
-fn bad(column: usize, e: FromSqlError) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Null, Box::new(e))
+/// Column `i` of a row of sqlx-written values.
+fn column<T: SqlxValue>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    row.get::<_, Sqlx<T>>(i).map(|value| value.0)
 }
 
 #[cfg(test)]

@@ -177,6 +177,19 @@ async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone()
         assert_ne!(session.last_ip.as_deref(), Some("192.0.2.7"));
         assert_ne!(session.expires_at, rotation.expires_at);
     }
+    // The inline read of the refresh path decodes exactly what the pool reads, spent,
+    // unspent, revoked and written by the group writer alike.
+    let inline = auth
+        .store()
+        .inline
+        .as_ref()
+        .expect("a file gets the inline read");
+    for hash in [&alice_hash, &carol_hash, &dave_hash, &bob.successor_hash] {
+        let pooled = pool.find_with_session(hash.clone()).await.unwrap();
+        assert!(pooled.is_some());
+        assert_eq!(inline.refresh_with_session(hash), Some(pooled), "{hash}");
+    }
+    assert_eq!(inline.refresh_with_session("unknown"), Some(None));
     // Alice's rotation spent her first token.
     let (token, _) = pool.find_with_session(alice_hash).await.unwrap().unwrap();
     assert_eq!(token.spent_at, Some(alice.at));
