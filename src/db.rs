@@ -2,7 +2,7 @@
 
 use sea_orm::sqlx::Connection as _;
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
@@ -57,18 +57,6 @@ pub async fn connect_with(
     }
     if url.starts_with("postgres") {
         options.statement_timeout(timeout);
-    } else if url.starts_with("mysql") || url.starts_with("mariadb") {
-        options.after_connect(move |conn| {
-            Box::pin(async move {
-                // MariaDB calls it max_statement_time (seconds); MySQL max_execution_time (ms).
-                let mariadb = format!("SET SESSION max_statement_time = {}", timeout.as_secs_f64());
-                if conn.execute_unprepared(&mariadb).await.is_err() {
-                    let mysql = format!("SET SESSION max_execution_time = {}", timeout.as_millis());
-                    conn.execute_unprepared(&mysql).await?;
-                }
-                Ok(())
-            })
-        });
     }
     // A connection whose commit or rollback failed may be inside a transaction that sqlx
     // and the database no longer agree on: it is closed, never handed out again (see
@@ -78,10 +66,11 @@ pub async fn connect_with(
             Box::pin(async move { Ok(storage::reusable(conn.is_in_transaction())) })
         })
     });
-    options.map_sqlx_mysql_pool_opts(|pool| {
-        pool.after_release(|conn, _| {
-            Box::pin(async move { Ok(storage::reusable(conn.is_in_transaction())) })
-        })
+    options.map_sqlx_mysql_pool_opts(move |pool| {
+        pool.after_connect(move |conn, _| Box::pin(mysql_session(conn, timeout)))
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(storage::reusable(conn.is_in_transaction())) })
+            })
     });
     options.map_sqlx_postgres_pool_opts(|pool| {
         pool.after_release(|conn, _| {
@@ -89,6 +78,31 @@ pub async fn connect_with(
         })
     });
     Database::connect(options).await
+}
+
+/// The session settings of every new MySQL/MariaDB connection. Per connection, in sqlx's
+/// pool hook: sea-orm's `ConnectOptions::after_connect` runs once, on whichever pooled
+/// connection it gets, so the statement timeout used to hold on one connection of the pool
+/// only (`storage_failures::server_connections_all_carry_the_session_settings`).
+async fn mysql_session(
+    conn: &mut sea_orm::sqlx::MySqlConnection,
+    timeout: std::time::Duration,
+) -> Result<(), sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::{AssertSqlSafe, Executor as _};
+    // MariaDB calls it max_statement_time (seconds); MySQL max_execution_time (ms).
+    let mariadb = format!("SET SESSION max_statement_time = {}", timeout.as_secs_f64());
+    if conn.execute(AssertSqlSafe(mariadb)).await.is_err() {
+        let mysql = format!("SET SESSION max_execution_time = {}", timeout.as_millis());
+        conn.execute(AssertSqlSafe(mysql)).await?;
+    }
+    // Every transaction at READ COMMITTED, as PostgreSQL runs by default: at REPEATABLE
+    // READ a DELETE that finds no row still takes gap locks, and two writes of one account
+    // (delete its older tokens, insert the new one) deadlocked. Set once here rather than
+    // by a statement before each `BEGIN` (a round trip per write; bench/FINDINGS.md,
+    // issue 17).
+    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await?;
+    Ok(())
 }
 
 /// Applies every pending migration on `db`, without the cross-process lock: for tests on

@@ -129,14 +129,9 @@ impl Store {
     /// Begins a write transaction, if the database file is still ours.
     pub async fn begin_write(&self) -> Result<Write, AuthError> {
         self.ensure_file()?;
-        // MySQL/MariaDB at READ COMMITTED, as PostgreSQL runs: at REPEATABLE READ a
-        // DELETE that finds no row still takes gap locks, and two writes of one account
-        // (delete its older tokens, insert the new one) deadlocked.
-        let mysql = self.db.get_database_backend() == sea_orm::DatabaseBackend::MySql;
-        let options = sea_orm::TransactionOptions {
-            isolation_level: mysql.then_some(sea_orm::IsolationLevel::ReadCommitted),
-            ..Default::default()
-        };
+        // MySQL/MariaDB connections run at READ COMMITTED, set once per connection
+        // (`crate::db::connect`), as PostgreSQL does by default.
+        let options = sea_orm::TransactionOptions::default();
         Ok(Write {
             txn: crate::storage::begin_uncancellable(&self.db, options).await?,
             recorded: std::sync::Mutex::default(),

@@ -668,3 +668,72 @@ async fn a_write_cancelled_while_it_begins_leaves_no_transaction_open(backend: B
 }
 
 crate::server_backend_tests!(a_write_cancelled_while_it_begins_leaves_no_transaction_open);
+
+/// Every pooled connection of a server backend carries the session settings: the
+/// statement timeout, and READ COMMITTED for every transaction (at MySQL's default,
+/// REPEATABLE READ, a DELETE that finds no row takes gap locks, and two writes of one
+/// account deadlocked). On MySQL both are set when a connection is made; they used to be
+/// set through sea-orm's `after_connect`, which runs once, so only one connection of the
+/// pool had the timeout. READ COMMITTED was sent before each `BEGIN` instead (one more
+/// round trip per write); `Store::begin_write` now begins with the default options, so a
+/// plain transaction must see it on every connection.
+async fn server_connections_all_carry_the_session_settings(backend: Backend) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let (_guard, url) = create_database(backend).await;
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(url.clone());
+    settings.database.max_connections = 3;
+    settings.database.statement_timeout = Duration::from_secs(7);
+    let db = auth_server::db::connect(&settings.database)
+        .await
+        .expect("connect");
+    auth_server::db::migrate(&db).await.expect("migrate");
+    let (level_sql, timeout_sql, timeout) = match backend {
+        Backend::Postgres => (
+            "SELECT CAST(current_setting('transaction_isolation') AS TEXT)",
+            "SELECT CAST(current_setting('statement_timeout') AS TEXT)",
+            "7s",
+        ),
+        // MariaDB 10.11 names it tx_isolation (MySQL 8 and MariaDB 11 also
+        // transaction_isolation); MySQL's timeout is max_execution_time, in ms.
+        _ => (
+            "SELECT CAST(@@tx_isolation AS CHAR)",
+            "SELECT CAST(CAST(@@max_statement_time AS DECIMAL(10, 3)) AS CHAR)",
+            "7.000",
+        ),
+    };
+    // Three transactions open at once: one on each of the pool's connections.
+    let mut transactions = Vec::new();
+    for _ in 0..3 {
+        transactions.push(db.begin().await.expect("begin"));
+    }
+    for (i, txn) in transactions.iter().enumerate() {
+        let ask = |sql: &'static str| {
+            txn.query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+        };
+        let text = |row: Option<sea_orm::QueryResult>| {
+            row.expect("a row")
+                .try_get_by_index::<String>(0)
+                .expect("text")
+        };
+        let level = text(ask(level_sql).await.expect("the transaction answers"));
+        assert_eq!(
+            level.to_ascii_lowercase().replace('-', " "),
+            "read committed",
+            "connection {i}: a transaction's isolation level"
+        );
+        assert_eq!(
+            text(ask(timeout_sql).await.expect("the transaction answers")),
+            timeout,
+            "connection {i}: the statement timeout"
+        );
+    }
+    for txn in transactions {
+        txn.rollback().await.expect("rollback");
+    }
+}
+
+crate::server_backend_tests!(server_connections_all_carry_the_session_settings);
