@@ -173,9 +173,9 @@ def sysbench(url, mode, sids, conns, secs, work_dir, extra=()):
 
 def run(kind, url, mode, sids, conns, secs, work_dir):
     """The database's own rate for `mode`: "guard" or "rotation" (the server's statements);
-    the experiments "rotation_merged" (PostgreSQL: the transaction as one statement) and
-    "rotation_set_per_txn" (MariaDB/MySQL: the isolation level set before every BEGIN, as
-    the server does)."""
+    the experiments "rotation_transaction" (PostgreSQL: the rotation as the transaction
+    the server sent before issue 17) and "rotation_set_per_txn" (MariaDB/MySQL: the
+    isolation level set before every BEGIN, as the server did before issue 17)."""
     if kind == "PostgreSQL":
         return pgbench(url, mode, sids, conns, secs, work_dir)
     if mode == "rotation_set_per_txn":

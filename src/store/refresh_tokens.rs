@@ -8,6 +8,16 @@ use uuid::Uuid;
 use super::sessions::InlineRead;
 use crate::entity::{refresh_token, session};
 
+/// A new refresh-token row's id: time-ordered (UUIDv7), so that every token inserted
+/// goes to the right-hand end of the primary key's index, where the tokens of one batch
+/// (`rotations::group_commit`) share pages, instead of a random leaf each: about one page
+/// fewer written per rotation on SQLite, and appends to InnoDB's clustered index instead
+/// of page splits. The id never leaves the database (clients hold the token, the table
+/// its keyed hash), so the time it carries tells no one anything.
+pub(super) fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
 /// The `refresh_tokens` table, on the pool or inside a write.
 pub struct RefreshTokens<'a, C> {
     db: &'a C,
@@ -28,7 +38,7 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
         expires_at: DateTime<Utc>,
     ) -> Result<(), DbErr> {
         refresh_token::Entity::insert(refresh_token::ActiveModel {
-            id: Set(Uuid::new_v4()),
+            id: Set(new_id()),
             session_id: Set(session_id),
             token_hash: Set(token_hash),
             created_at: Set(at),

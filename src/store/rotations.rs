@@ -2,18 +2,22 @@
 //! successor, and read the account the new access token names.
 //!
 //! On an SQLite file the rotations waiting at one moment commit together, each in its own
-//! savepoint, with one `fsync` ([`group_commit`]); elsewhere, and whenever the group
-//! writer is unavailable, each is its own transaction on the pool. Either way a rotation
-//! is answered only after its commit.
+//! savepoint, with one `fsync` ([`group_commit`]); on PostgreSQL each is one statement;
+//! elsewhere, and whenever the group writer is unavailable, each is its own transaction
+//! on the pool. Either way a rotation is answered only after its commit.
 
 mod group_commit;
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, IdenStatic, Statement, Value};
 use uuid::Uuid;
 
 pub(super) use group_commit::GroupCommit;
 
 use super::Store;
+use super::users::{ACCOUNT_COLUMNS, AccountRow, account};
 use crate::auth::{Account, Client};
 use crate::error::AuthError;
 
@@ -53,8 +57,12 @@ impl Store {
         self.rotate_alone(&rotation).await
     }
 
-    /// The rotation in a transaction of its own on the pool.
+    /// The rotation on its own on the pool: one statement on PostgreSQL, a transaction
+    /// elsewhere.
     async fn rotate_alone(&self, r: &Rotation) -> Result<Rotated, AuthError> {
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            return self.rotate_in_one_statement(r).await;
+        }
         // The first statement writes, so SQLite takes the write lock (waiting if need be)
         // instead of failing a read transaction's upgrade.
         let write = self.begin_write().await?;
@@ -81,4 +89,72 @@ impl Store {
         self.commit_write(write).await?;
         Ok(Rotated::Done(account))
     }
+
+    /// PostgreSQL: the rotation as one statement, its writes chained by data-modifying
+    /// CTEs. One round trip, and no `BEGIN`/`COMMIT` round trips around it: the
+    /// transaction form took seven (bench/FINDINGS.md, issue 17). The statement is atomic
+    /// on its own, and committed when it answers.
+    ///
+    /// One difference from the transaction form: a session revoked between the spend and
+    /// its refresh leaves the token spent (there it was rolled back). The session is
+    /// revoked either way, and a token of a revoked session is refused before anything
+    /// looks at whether it was spent, so no client sees the difference.
+    async fn rotate_in_one_statement(&self, r: &Rotation) -> Result<Rotated, AuthError> {
+        let values: [Value; 8] = [
+            r.at.into(),
+            r.token.into(),
+            r.expires_at.into(),
+            r.client.ip_text().into(),
+            r.client.user_agent.clone().into(),
+            r.session.into(),
+            r.successor_hash.clone().into(),
+            super::refresh_tokens::new_id().into(),
+        ];
+        let statement =
+            Statement::from_sql_and_values(DatabaseBackend::Postgres, &*ROTATION_SQL, values);
+        let row = self
+            .db
+            .query_one_raw(statement)
+            .await?
+            .ok_or_else(|| AuthError::internal_msg("the rotation statement returned no row"))?;
+        let spent: i64 = row.try_get_by_index(ACCOUNT_COLUMNS.len())?;
+        let refreshed: Option<Uuid> = row.try_get_by_index(0)?;
+        Ok(match (spent, refreshed) {
+            (0, _) => Rotated::AlreadySpent,
+            (_, None) => Rotated::SessionGone,
+            (_, Some(_)) => Rotated::Done(account(row.try_get_many_by_index::<AccountRow>()?)),
+        })
+    }
 }
+
+/// The rotation's statement on PostgreSQL. `$1` the time, `$2` the token spent, `$3` the
+/// new expiry, `$4`/`$5` the client's address and user agent, `$6` the session, `$7` the
+/// successor's hash, `$8` its row id. One row: the account's columns
+/// ([`ACCOUNT_COLUMNS`], null unless the session was refreshed), then how many tokens were
+/// spent (0 or 1). The session is refreshed only if the spend matched, and the successor
+/// stored only if the session was.
+static ROTATION_SQL: LazyLock<String> = LazyLock::new(|| {
+    let columns = ACCOUNT_COLUMNS
+        .iter()
+        .map(|c| format!("u.\"{}\"", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH spent AS (\
+           UPDATE refresh_tokens SET spent_at = $1 \
+           WHERE id = $2 AND spent_at IS NULL RETURNING session_id), \
+         refreshed AS (\
+           UPDATE sessions SET expires_at = $3, last_used_at = $1, last_ip = $4, \
+             last_user_agent = $5 \
+           WHERE id = $6 AND revoked_at IS NULL AND id IN (SELECT session_id FROM spent) \
+           RETURNING id, user_id), \
+         stored AS (\
+           INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at, \
+             spent_at) \
+           SELECT $8, id, $7, $1, $3, NULL FROM refreshed RETURNING id) \
+         SELECT {columns}, (SELECT count(*) FROM spent) \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN (refreshed JOIN users u ON u.id = refreshed.user_id \
+           JOIN stored ON true) ON true"
+    )
+});

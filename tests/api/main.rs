@@ -30,6 +30,7 @@ mod rate_limits;
 mod refresh;
 mod register;
 mod resilience;
+mod rotations;
 mod schema;
 mod server_process;
 mod sessions;

@@ -1,5 +1,5 @@
 """Two or more dblimits modes alternating on one seeded database: variants.py ADMIN_URL SECS
-TURNS MODE,MODE (e.g. rotation,rotation_merged). For bench/FINDINGS.md (issue 17)."""
+TURNS MODE,MODE (e.g. rotation,rotation_transaction). For bench/FINDINGS.md (issue 17)."""
 import os, sys, statistics
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))); sys.dont_write_bytecode = True
 import bench, dblimits
