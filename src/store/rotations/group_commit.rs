@@ -27,9 +27,25 @@
 //! The statements are the pool's (`Store::rotate_alone`), and values are written in sqlx's
 //! encodings (UUIDs as 16-byte blobs, instants as RFC 3339 text), so that the pool reads
 //! what this writes.
+//!
+//! **Checkpoints stay off the commit path.** SQLite's automatic checkpoint (every 1,000 WAL
+//! frames) runs inside the commit that crosses the mark, so it ran on this writer: under a
+//! refresh load, one commit in a few dozen also copied a thousand pages back into the
+//! database file and synced it, while every rotation queued behind it waited (the writer
+//! was a third of the server's CPU, and about 40 % of the file reads and writes were the
+//! checkpoint's). Here a checkpointer thread with a connection of its own runs a `PASSIVE`
+//! checkpoint after every [`CHECKPOINT_EVERY`] committed rotations: it copies the frames
+//! and syncs the database file while the writer goes on committing. Those new frames keep
+//! its checkpoint from ever being complete, and SQLite starts the WAL over only after a
+//! complete one, so the WAL would grow for as long as the load lasts (and every read
+//! search it). So when the checkpointer is done, the writer runs one more `PASSIVE`
+//! checkpoint between two batches, which has only the frames committed meanwhile left to
+//! copy, and its next transaction starts the WAL over. The writer's own automatic
+//! checkpoint is kept, at [`WRITER_AUTOCHECKPOINT`] frames, only as a backstop should the
+//! checkpointer fall behind or fail.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -37,7 +53,6 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sea_orm::IdenStatic;
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use super::{Rotated, Rotation};
 use crate::error::AuthError;
@@ -51,6 +66,15 @@ const MAX_BATCH: usize = 256;
 
 /// Rotations that may wait for the writer; more wait to be queued (backpressure).
 const QUEUE: usize = 4096;
+
+/// Committed rotations between two requests for a checkpoint (about as many WAL frames
+/// as SQLite's default of 1,000: a rotation writes about five pages, fewer when a batch
+/// shares them).
+const CHECKPOINT_EVERY: u64 = 256;
+
+/// The writer's own automatic checkpoint, in WAL frames: a backstop only (SQLite's default
+/// is 1,000).
+const WRITER_AUTOCHECKPOINT: u32 = 20_000;
 
 const SPEND: &str = "UPDATE refresh_tokens SET spent_at = ?1 WHERE id = ?2 AND spent_at IS NULL";
 
@@ -79,6 +103,8 @@ pub(in crate::store) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
     /// Transactions the writer has run (committed or not), for tests.
     batches: Arc<AtomicU64>,
+    /// Checkpoints the checkpointer has run, for tests.
+    checkpoints: Arc<AtomicU64>,
     /// The writer's `max_page_count`, for tests.
     page_limit: Option<i64>,
 }
@@ -100,6 +126,19 @@ impl GroupCommit {
     ) -> std::io::Result<Self> {
         let (jobs, queued) = mpsc::channel(QUEUE);
         let batches = Arc::new(AtomicU64::new(0));
+        let checkpoints = Arc::new(AtomicU64::new(0));
+        // One pending request at most: requests made while a checkpoint runs merge.
+        let (checkpoint, asked) = std::sync::mpsc::sync_channel(1);
+        let copied = Arc::new(AtomicBool::new(false));
+        let checkpointer = Checkpointer {
+            path: path.clone(),
+            done: checkpoints.clone(),
+            copied: copied.clone(),
+            conn: None,
+        };
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer.run(asked))?;
         let writer = Writer {
             batches: batches.clone(),
             path,
@@ -107,6 +146,9 @@ impl GroupCommit {
             page_limit,
             file,
             conn: None,
+            checkpoint,
+            since_checkpoint: 0,
+            copied,
         };
         std::thread::Builder::new()
             .name("sqlite-group-commit".into())
@@ -114,8 +156,15 @@ impl GroupCommit {
         Ok(Self {
             jobs,
             batches,
+            checkpoints,
             page_limit,
         })
+    }
+
+    /// How many checkpoints the checkpointer has run so far.
+    #[cfg(test)]
+    pub(in crate::store) fn checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
     }
 
     /// How many transactions the writer has run so far.
@@ -164,6 +213,13 @@ struct Writer {
     page_limit: Option<i64>,
     file: Option<Arc<DatabaseFile>>,
     conn: Option<Connection>,
+    /// Asks the checkpointer for a checkpoint (the thread stops when this is dropped).
+    checkpoint: std::sync::mpsc::SyncSender<()>,
+    /// Rotations committed since the last request for a checkpoint.
+    since_checkpoint: u64,
+    /// Set by the checkpointer when it has copied what it could: the writer finishes the
+    /// checkpoint between two batches.
+    copied: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -179,6 +235,19 @@ impl Writer {
             }
             let answers = self.commit(&batch);
             self.batches.fetch_add(1, Ordering::Relaxed);
+            let committed = answers
+                .iter()
+                .filter(|a| matches!(a, Ok(Rotated::Done(_))))
+                .count();
+            self.since_checkpoint += committed as u64;
+            if self.since_checkpoint >= CHECKPOINT_EVERY {
+                // Full: a request is already waiting, which covers this one too.
+                let _ = self.checkpoint.try_send(());
+                self.since_checkpoint = 0;
+            }
+            if self.copied.swap(false, Ordering::AcqRel) {
+                self.finish_checkpoint();
+            }
             for (job, answer) in batch.drain(..).zip(answers) {
                 // A request that gave up waiting no longer listens; its rotation stands
                 // (a retry inside the grace window gets the successor).
@@ -225,6 +294,17 @@ impl Writer {
         answers
     }
 
+    /// Copies the frames committed while the checkpointer worked, so that the next write
+    /// transaction can start the WAL over. A failure only leaves the WAL longer: the next
+    /// round, or the automatic checkpoint, copies it.
+    fn finish_checkpoint(&self) {
+        if let Some(conn) = &self.conn
+            && let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::debug!(%error, "the writer's checkpoint did not run");
+        }
+    }
+
     fn open(&self) -> rusqlite::Result<Connection> {
         // The file exists (the server migrated it); never create one.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -233,12 +313,66 @@ impl Writer {
         // The pool's settings (`crate::db::connect`); the file is in WAL mode already.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Checkpoints are the checkpointer's; this one only if it falls behind.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
         if let Some(pages) = self.page_limit {
             conn.pragma_update_and_check(None, "max_page_count", pages, |_| Ok(()))?;
         }
         // Plans must not depend on the values bound (see `sessions::sqlite_read`).
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         Ok(conn)
+    }
+}
+
+/// The checkpointer thread's state: it copies committed WAL frames back into the database
+/// file when the writer asks, on a connection of its own.
+struct Checkpointer {
+    path: PathBuf,
+    done: Arc<AtomicU64>,
+    /// Tells the writer to finish the checkpoint.
+    copied: Arc<AtomicBool>,
+    conn: Option<Connection>,
+}
+
+impl Checkpointer {
+    /// Runs a checkpoint for every request, until the writer is gone.
+    fn run(mut self, asked: std::sync::mpsc::Receiver<()>) {
+        while asked.recv().is_ok() {
+            match self.checkpoint() {
+                Ok(()) => self.copied.store(true, Ordering::Release),
+                Err(error) => {
+                    // The writer's own automatic checkpoint takes over meanwhile; the next
+                    // request opens the connection again.
+                    tracing::warn!(%error, "the SQLite checkpoint failed");
+                    self.conn = None;
+                }
+            }
+            self.done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A `PASSIVE` checkpoint: it copies what no reader still needs and never waits for
+    /// the writer or the readers. With `synchronous=FULL`, SQLite syncs the WAL before
+    /// copying and the database file after, as its automatic checkpoint does.
+    fn checkpoint(&mut self) -> rusqlite::Result<()> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&self.path, flags)?;
+                conn.pragma_update(None, "synchronous", "FULL")?;
+                // It never commits, so it never checkpoints by itself.
+                conn
+            }
+        };
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            // Another connection is checkpointing (the writer's backstop): that will do.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy => {}
+            other => other?,
+        }
+        self.conn = Some(conn);
+        Ok(())
     }
 }
 
@@ -319,7 +453,7 @@ fn rotate(conn: &Connection, r: &Rotation) -> rusqlite::Result<Rotated> {
         return Ok(Rotated::SessionGone);
     }
     conn.prepare_cached(INSERT)?.execute(params![
-        Uuid::new_v4().as_bytes().as_slice(),
+        crate::store::refresh_tokens::new_id().as_bytes().as_slice(),
         session,
         r.successor_hash,
         at,

@@ -211,3 +211,75 @@ async fn the_writer_takes_the_pools_page_limit() {
     let group = store.group_commit.as_ref().unwrap();
     assert_eq!(group.page_limit(), Some(5000));
 }
+
+/// Rotates `rotation`'s token `n` times, each rotation spending the token the last one
+/// stored, one after the other; returns the last successor's rotation.
+async fn rotate_chain(auth: &AuthService, mut rotation: Rotation, n: u64) -> Rotation {
+    for i in 0..n {
+        let successor = format!("{}-successor-{i}", rotation.token);
+        rotation.successor_hash = successor.clone();
+        let rotated = auth.store().rotate(rotation.clone()).await.unwrap();
+        assert!(matches!(rotated, Rotated::Done(_)), "{rotated:?}");
+        let (row, _) = auth
+            .store()
+            .refresh_tokens()
+            .find_with_session(successor)
+            .await
+            .unwrap()
+            .unwrap();
+        rotation.token = row.id;
+    }
+    rotation
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_copies_the_committed_rotations_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = service(dir.path()).await;
+    let group = auth.store().group_commit.as_ref().unwrap();
+    let (rotation, _) = rotation_of_new_account(&auth, "checkpoint@example.com").await;
+    // One short of the mark: no checkpoint asked for yet.
+    let last = rotate_chain(&auth, rotation, CHECKPOINT_EVERY - 1).await;
+    assert_eq!(group.checkpoints(), 0);
+    rotate_chain(&auth, last, 1).await;
+    wait_until("the checkpointer ran", || group.checkpoints() == 1).await;
+
+    // The database file alone, without its WAL, holds every rotation: the checkpoint
+    // copied them back (nothing writes meanwhile, and no reader holds old frames).
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("auth.db"), copy.path().join("auth.db")).unwrap();
+    let file_alone = Connection::open(copy.path().join("auth.db")).unwrap();
+    let spent: i64 = file_alone
+        .query_row(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE spent_at IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(spent, CHECKPOINT_EVERY as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_while_rotations_keep_coming() {
+    // One rotation after another: the checkpointer always works while the writer commits,
+    // so its checkpoint alone is never complete, and only the writer's finishing one lets
+    // the WAL start over. Without it the WAL would grow to the backstop (more frames than
+    // this whole chain writes).
+    let dir = tempfile::tempdir().unwrap();
+    let auth = service(dir.path()).await;
+    let (rotation, _) = rotation_of_new_account(&auth, "chain@example.com").await;
+    const CHAIN: u64 = 3_000;
+    rotate_chain(&auth, rotation, CHAIN).await;
+    let group = auth.store().group_commit.as_ref().unwrap();
+    assert!(group.checkpoints() >= CHAIN / CHECKPOINT_EVERY - 1);
+    // A WAL file is as long as the most frames it ever held (4,096-byte pages, 24-byte
+    // frame headers, a 32-byte file header).
+    let wal = std::fs::metadata(dir.path().join("auth.db-wal"))
+        .unwrap()
+        .len();
+    let frames = wal.saturating_sub(32) / (4_096 + 24);
+    assert!(
+        frames < 10_000,
+        "the WAL grew to {frames} frames over {CHAIN} rotations"
+    );
+}
