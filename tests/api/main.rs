@@ -26,6 +26,7 @@ mod migration_race;
 mod migrations;
 mod production_exposure;
 mod purge;
+mod query_plans;
 mod rate_limits;
 mod refresh;
 mod register;
