@@ -57,7 +57,7 @@ impl AuthService {
         at: DateTime<Utc>,
     ) -> Result<Option<MfaChallenge>, AuthError> {
         let factor = factors.totp_of(user).await?;
-        if !factor.is_some_and(|f| f.enabled_at.is_some()) {
+        if factor.is_none_or(|f| f.enabled_at.is_none()) {
             return Ok(None);
         }
         let mut methods = vec!["totp"];
