@@ -21,6 +21,9 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const INVALID_TOKEN: &str = "INVALID_TOKEN";
     pub const EMAIL_NOT_VERIFIED: &str = "EMAIL_NOT_VERIFIED";
+    pub const MFA_REQUIRED: &str = "MFA_REQUIRED";
+    pub const INVALID_MFA_CODE: &str = "INVALID_MFA_CODE";
+    pub const MFA_ALREADY_ENABLED: &str = "MFA_ALREADY_ENABLED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 }
 
@@ -46,6 +49,16 @@ pub enum AuthError {
     /// The password was right, but the address is not verified yet and the server requires it.
     #[error("the email address is not verified; use the link in the verification mail")]
     EmailNotVerified,
+    /// The password was right and the account has a second factor: no tokens yet; the
+    /// client spends the challenge's ticket with `verifyMfa`.
+    #[error("a second factor is required; call verifyMfa with the mfaToken")]
+    MfaRequired(MfaChallenge),
+    /// A wrong, reused or expired TOTP or recovery code (or none pending to confirm).
+    #[error("invalid code")]
+    InvalidMfaCode,
+    /// `enrollTotp` or `confirmTotp` while TOTP is already on: `disableTotp` first.
+    #[error("TOTP is already enabled; disable it first to enrol again")]
+    MfaAlreadyEnabled,
     /// `retry_after` is whole seconds, at least 1.
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
@@ -76,12 +89,16 @@ impl AuthError {
             Self::InvalidRefreshToken => codes::INVALID_REFRESH_TOKEN,
             Self::InvalidToken => codes::INVALID_TOKEN,
             Self::EmailNotVerified => codes::EMAIL_NOT_VERIFIED,
+            Self::MfaRequired(_) => codes::MFA_REQUIRED,
+            Self::InvalidMfaCode => codes::INVALID_MFA_CODE,
+            Self::MfaAlreadyEnabled => codes::MFA_ALREADY_ENABLED,
             Self::RateLimited { .. } => codes::RATE_LIMITED,
             Self::Internal(_) => codes::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The `extensions` a client receives: `code`, and `field` or `retryAfter`. The message
+    /// The `extensions` a client receives: `code`, and `field`, `retryAfter`, or `mfaToken`
+    /// and `methods`. The message
     /// it receives is the error's `Display`.
     pub fn extensions(&self) -> ErrorExtensionValues {
         let mut ext = ErrorExtensionValues::default();
@@ -89,6 +106,10 @@ impl AuthError {
         match self {
             Self::BadUserInput(invalid) => ext.set("field", invalid.field),
             Self::RateLimited { retry_after } => ext.set("retryAfter", *retry_after),
+            Self::MfaRequired(challenge) => {
+                ext.set("mfaToken", challenge.token.as_str());
+                ext.set("methods", challenge.methods.clone());
+            }
             _ => {}
         }
         ext
@@ -107,6 +128,23 @@ impl AuthError {
 impl From<sea_orm::DbErr> for AuthError {
     fn from(e: sea_orm::DbErr) -> Self {
         Self::internal(e)
+    }
+}
+
+/// What `MFA_REQUIRED` hands the client: the single-use ticket for `verifyMfa` and the
+/// methods it may use (`totp`, `recovery_code`).
+#[derive(Clone)]
+pub struct MfaChallenge {
+    pub token: String,
+    pub methods: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaChallenge")
+            .field("token", &"***")
+            .field("methods", &self.methods)
+            .finish()
     }
 }
 
@@ -144,6 +182,8 @@ mod tests {
             (AuthError::InvalidRefreshToken, "INVALID_REFRESH_TOKEN"),
             (AuthError::InvalidToken, "INVALID_TOKEN"),
             (AuthError::EmailNotVerified, "EMAIL_NOT_VERIFIED"),
+            (AuthError::InvalidMfaCode, "INVALID_MFA_CODE"),
+            (AuthError::MfaAlreadyEnabled, "MFA_ALREADY_ENABLED"),
             (AuthError::RateLimited { retry_after: 3 }, "RATE_LIMITED"),
             (AuthError::internal_msg("boom"), "INTERNAL_SERVER_ERROR"),
         ];
@@ -159,6 +199,25 @@ mod tests {
         assert_eq!(msg, "too short");
         assert_eq!(ext.get("code"), Some(&Value::from("BAD_USER_INPUT")));
         assert_eq!(ext.get("field"), Some(&Value::from("username")));
+    }
+
+    #[test]
+    fn mfa_required_carries_the_ticket_and_the_methods_but_debug_hides_the_ticket() {
+        let err = AuthError::MfaRequired(MfaChallenge {
+            token: "ticket".into(),
+            methods: vec!["totp", "recovery_code"],
+        });
+        assert!(!format!("{err:?}").contains("ticket\""));
+        let (_, ext) = ext(err);
+        assert_eq!(ext.get("code"), Some(&Value::from("MFA_REQUIRED")));
+        assert_eq!(ext.get("mfaToken"), Some(&Value::from("ticket")));
+        assert_eq!(
+            ext.get("methods"),
+            Some(&Value::List(vec![
+                Value::from("totp"),
+                Value::from("recovery_code")
+            ]))
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod m20261201_000007_account_lifecycle;
 mod m20261202_000008_signing_keys;
 mod m20261202_000009_session_activity_and_security_events;
 mod m20261202_000010_token_hashes_as_varchar;
+mod m20261202_000011_second_factors;
 
 pub mod email_key;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_signing_keys::Migration),
             Box::new(m20261202_000009_session_activity_and_security_events::Migration),
             Box::new(m20261202_000010_token_hashes_as_varchar::Migration),
+            Box::new(m20261202_000011_second_factors::Migration),
         ]
     }
 }

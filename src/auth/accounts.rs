@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::events::{Client, Event, EventKind};
-use super::tokens::Purpose;
+use super::tokens::{Amr, Purpose};
 use super::{Account, AuthService, Issued};
 use crate::domain::{Email, InvalidInput, Password, Username};
 use crate::error::AuthError;
@@ -87,7 +87,9 @@ impl AuthService {
             self.mail_queued();
             return Err(AuthError::EmailNotVerified);
         }
-        let issued = self.open_session(&write, account, at, client).await?;
+        let issued = self
+            .open_session(&write, account, at, client, Amr::Password)
+            .await?;
         let event = Event::success(EventKind::Register, client)
             .user(user)
             .session(issued.session_id);
@@ -97,7 +99,9 @@ impl AuthService {
         Ok(issued)
     }
 
-    /// Checks the password and opens a session. Unknown accounts cost the same work.
+    /// Checks the password and opens a session. Unknown accounts cost the same work. An
+    /// account with a second factor gets no session but `MfaRequired`, with a ticket for
+    /// `verifyMfa`.
     /// When verification is required and the address is not verified yet, the right
     /// password gets `EmailNotVerified` and a fresh verification mail (within the mail
     /// budgets of `ip` and the address): the way back for a user whose link expired.
@@ -112,6 +116,7 @@ impl AuthService {
             Ok(_) => "success",
             Err(AuthError::InvalidCredentials) => "invalid_credentials",
             Err(AuthError::EmailNotVerified) => "email_not_verified",
+            Err(AuthError::MfaRequired(_)) => "mfa_required",
             Err(AuthError::RateLimited { .. }) => "rate_limited",
             Err(_) => "error",
         };
@@ -164,12 +169,32 @@ impl AuthService {
             }
             return Err(AuthError::EmailNotVerified);
         }
-        if self.passwords.needs_rehash(&found.password_hash) {
-            self.upgrade_password_hash(&found, password).await;
+        let mut password_hash = found.password_hash.clone();
+        if self.passwords.needs_rehash(&found.password_hash)
+            && let Some(fresh) = self.upgrade_password_hash(&found, password).await
+        {
+            password_hash = fresh;
         }
         let at = self.now();
+        // Only after the password, too: whether an account has a second factor is
+        // nobody else's business.
+        self.store.ensure_file()?;
+        let challenge = self
+            .mfa_challenge(
+                &self.store.second_factors(),
+                found.account.id,
+                &password_hash,
+                at,
+            )
+            .await?;
+        if let Some(challenge) = challenge {
+            self.store.ensure_file()?;
+            return Err(AuthError::MfaRequired(challenge));
+        }
         let write = self.store.begin_write().await?;
-        let issued = self.open_session(&write, found.account, at, client).await?;
+        let issued = self
+            .open_session(&write, found.account, at, client, Amr::Password)
+            .await?;
         let event = Event::success(EventKind::Login, client)
             .user(issued.account.id)
             .session(issued.session_id);
@@ -202,28 +227,34 @@ impl AuthService {
     /// one of `password`, which has just verified against it. Never fails the login: a
     /// rehash shed by the busy pool or an update that fails is logged, and the next login
     /// tries again. The update applies only if the stored hash is still the one verified,
-    /// so it cannot undo a password change made in between.
+    /// so it cannot undo a password change made in between. The new hash, once stored.
     ///
     /// [`PasswordHasher::needs_rehash`]: super::PasswordHasher::needs_rehash
-    async fn upgrade_password_hash(&self, user: &Credentials, password: &str) {
+    async fn upgrade_password_hash(&self, user: &Credentials, password: &str) -> Option<String> {
         let id = user.account.id;
         let fresh = match self.passwords.rehash(password).await {
             Ok(fresh) => fresh,
             Err(error) => {
                 tracing::warn!(user_id = %id, %error,
                     "outdated password hash not upgraded; the next login tries again");
-                return;
+                return None;
             }
         };
         let updated = self
             .store
             .users()
-            .replace_password_hash(id, &user.password_hash, fresh)
+            .replace_password_hash(id, &user.password_hash, fresh.clone())
             .await;
         match updated {
-            Ok(()) => tracing::info!(user_id = %id, "password hash upgraded"),
-            Err(error) => tracing::warn!(user_id = %id, %error,
-                "outdated password hash not stored; the next login tries again"),
+            Ok(()) => {
+                tracing::info!(user_id = %id, "password hash upgraded");
+                Some(fresh)
+            }
+            Err(error) => {
+                tracing::warn!(user_id = %id, %error,
+                    "outdated password hash not stored; the next login tries again");
+                None
+            }
         }
     }
 

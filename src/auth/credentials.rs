@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::events::{Client, Event, EventKind};
 use super::mailing::abort;
-use super::tokens::Purpose;
+use super::tokens::{Amr, Purpose};
 use super::{AuthService, Issued, Principal};
 use crate::domain::Password;
 use crate::error::AuthError;
@@ -87,7 +87,10 @@ impl AuthService {
         let Some(account) = write.users().by_id(user).await? else {
             return abort(write, AuthError::Unauthenticated).await;
         };
-        let issued = self.issue(account, session, refresh, at)?;
+        // The session goes on as it was authenticated.
+        let amr = write.sessions().amr_of(session).await?.flatten();
+        let amr = Amr::from_stored(amr.as_deref());
+        let issued = self.issue(account, session, refresh, amr, at)?;
         let event = Event::success(EventKind::PasswordChanged, client)
             .user(user)
             .session(session);

@@ -82,10 +82,18 @@ pub enum EventKind {
     KeyRotated,
     KeyRetired,
     RateLimited,
+    /// `enrollTotp`: a pending secret.
+    TotpEnrolled,
+    /// `confirmTotp`: TOTP on (a wrong code is its failure).
+    TotpEnabled,
+    /// `disableTotp`: TOTP off, other sessions revoked.
+    TotpDisabled,
+    /// A wrong or reused code given to `verifyMfa` (its success is a `login`).
+    MfaCode,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 19] = [
         Self::Register,
         Self::Login,
         Self::RefreshReuse,
@@ -101,6 +109,10 @@ impl EventKind {
         Self::KeyRotated,
         Self::KeyRetired,
         Self::RateLimited,
+        Self::TotpEnrolled,
+        Self::TotpEnabled,
+        Self::TotpDisabled,
+        Self::MfaCode,
     ];
 
     pub fn name(self) -> &'static str {
@@ -120,6 +132,10 @@ impl EventKind {
             Self::KeyRotated => "key_rotated",
             Self::KeyRetired => "key_retired",
             Self::RateLimited => "rate_limited",
+            Self::TotpEnrolled => "totp_enrolled",
+            Self::TotpEnabled => "totp_enabled",
+            Self::TotpDisabled => "totp_disabled",
+            Self::MfaCode => "mfa_code",
         }
     }
 }

@@ -3,7 +3,9 @@
 //! One file per flow: [`accounts`] (register, login), [`sessions`] (open, authenticate,
 //! logout, purge), [`rotation`] (refresh), [`verification`] (proving an address, and
 //! changing it), [`recovery`] (a forgotten password), [`credentials`] (changing the
-//! password, deleting the account). [`mailing`] is how a flow mails a token. [`events`]
+//! password, deleting the account), [`totp`] (the second factor: enrol, confirm,
+//! disable) and [`mfa`] (a login that needs it: the challenge and `verifyMfa`).
+//! [`mailing`] is how a flow mails a token. [`events`]
 //! records what happened, for the user and the operator; [`session_list`] shows a user
 //! their sessions and revokes one. Every query is in `crate::store`.
 
@@ -11,6 +13,7 @@ mod accounts;
 mod credentials;
 pub mod events;
 mod mailing;
+mod mfa;
 mod model;
 mod passwords;
 mod rate_limit;
@@ -19,6 +22,7 @@ mod rotation;
 mod session_list;
 mod sessions;
 pub mod tokens;
+pub mod totp;
 mod verification;
 
 use std::net::IpAddr;
@@ -36,6 +40,7 @@ pub use rate_limit::RateLimits;
 pub use session_list::{EventPage, SessionInfo};
 use tokens::TokenKeys;
 use tokens::signing::{self, KeyRing, LoadError, StartError};
+pub use totp::TotpEnrollment;
 
 use crate::clock::Clock;
 use crate::config::{Environment, Settings};

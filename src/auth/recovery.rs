@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::events::{Client, Event, EventKind};
 use super::mailing::abort;
-use super::tokens::Purpose;
+use super::tokens::{Amr, Purpose};
 use super::{AuthService, Issued};
 use crate::domain::{Email, Password};
 use crate::error::AuthError;
@@ -63,7 +63,9 @@ impl AuthService {
 
     /// Spends a reset token: sets `password`, proves the address (the token came through
     /// it), revokes every session of the user (their access tokens fail at once) and opens
-    /// a new one. `caller` is the bearer's user, if any.
+    /// a new one. `caller` is the bearer's user, if any. An account with a second factor
+    /// gets no session: the password is set, and `MfaRequired` hands out a ticket for
+    /// `verifyMfa` (a mailbox alone must not pass the second factor).
     pub async fn reset_password(
         &self,
         raw: &str,
@@ -87,7 +89,9 @@ impl AuthService {
             // The address changed since the mail: the token proves nothing now.
             _ => return abort(write, AuthError::InvalidToken).await,
         }
-        users.set_password_hash(row.user_id, hash, at).await?;
+        users
+            .set_password_hash(row.user_id, hash.clone(), at)
+            .await?;
         users.mark_verified(row.user_id, &row.email, at).await?;
         write.sessions().revoke_all_of([row.user_id], at).await?;
         // The other reset links, and a change of address someone else may have started.
@@ -100,7 +104,20 @@ impl AuthService {
         let Some(account) = users.by_id(row.user_id).await? else {
             return abort(write, AuthError::InvalidToken).await;
         };
-        let issued = self.open_session(&write, account, at, client).await?;
+        let challenge = self
+            .mfa_challenge(&write.second_factors(), row.user_id, &hash, at)
+            .await?;
+        if let Some(challenge) = challenge {
+            let event = Event::success(EventKind::PasswordReset, client)
+                .user(row.user_id)
+                .detail("mfa_required");
+            self.record(&write, event, at).await?;
+            self.store.commit_write(write).await?;
+            return Err(AuthError::MfaRequired(challenge));
+        }
+        let issued = self
+            .open_session(&write, account, at, client, Amr::Password)
+            .await?;
         let event = Event::success(EventKind::PasswordReset, client)
             .user(row.user_id)
             .session(issued.session_id);

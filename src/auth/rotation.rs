@@ -17,7 +17,7 @@
 use chrono::{DateTime, Utc};
 
 use super::events::Client;
-use super::tokens::RefreshToken;
+use super::tokens::{Amr, RefreshToken};
 use super::{AuthService, Issued};
 use crate::entity::{refresh_token, session};
 use crate::error::AuthError;
@@ -87,7 +87,7 @@ impl AuthService {
             Presented::SessionDead | Presented::Expired => {
                 ("invalid", Err(AuthError::InvalidRefreshToken))
             }
-            Presented::Live => match self.rotate(&token, &row, at, client).await {
+            Presented::Live => match self.rotate(&token, &row, &session, at, client).await {
                 Ok(Some(issued)) => ("rotated", Ok(issued)),
                 // Another request spent it a moment ago (at `at`, so inside any grace
                 // window): treat it like a retry.
@@ -134,9 +134,12 @@ impl AuthService {
         &self,
         token: &RefreshToken,
         row: &refresh_token::Model,
+        session: &session::Model,
         at: DateTime<Utc>,
         client: &Client,
     ) -> Result<Option<Issued>, AuthError> {
+        // The session keeps how it was authenticated through every rotation.
+        let amr = Amr::from_stored(session.amr.as_deref());
         let successor = self.keys.successor(token);
         let rotation = Rotation {
             token: row.id,
@@ -147,7 +150,9 @@ impl AuthService {
             client: client.clone(),
         };
         match self.store.rotate(rotation).await? {
-            Rotated::Done(account) => self.issue(account, row.session_id, successor, at).map(Some),
+            Rotated::Done(account) => self
+                .issue(account, row.session_id, successor, amr, at)
+                .map(Some),
             Rotated::AlreadySpent => Ok(None),
             // Revoked between our read and our write.
             Rotated::SessionGone => Err(AuthError::InvalidRefreshToken),
@@ -173,7 +178,8 @@ impl AuthService {
         }
         let account = self.store.users().of_session(session.id).await?;
         let account = account.ok_or(AuthError::InvalidRefreshToken)?;
-        self.issue(account, session.id, successor, at)
+        let amr = Amr::from_stored(session.amr.as_deref());
+        self.issue(account, session.id, successor, amr, at)
     }
 }
 

@@ -5,46 +5,50 @@ use uuid::Uuid;
 
 use super::events::{Client, Event, EventKind};
 use super::rotation::{Presented, judge_refresh};
-use super::tokens::RefreshToken;
+use super::tokens::{Amr, RefreshToken};
 use super::{Account, AuthService, Issued, Principal};
 use crate::entity::session;
 use crate::error::AuthError;
 use crate::store::Write;
 
 impl AuthService {
-    /// Inserts a session of `client` and its first refresh token, and mints the pair.
+    /// Inserts a session of `client`, authenticated by `amr`, and its first refresh token,
+    /// and mints the pair.
     pub(super) async fn open_session(
         &self,
         write: &Write,
         account: Account,
         at: DateTime<Utc>,
         client: &Client,
+        amr: Amr,
     ) -> Result<Issued, AuthError> {
         let session_id = Uuid::new_v4();
         let expires_at = at + self.refresh_ttl;
         write
             .sessions()
-            .insert(session_id, account.id, at, expires_at, client)
+            .insert(session_id, account.id, at, expires_at, client, amr.stored())
             .await?;
         let refresh = self.keys.new_refresh();
         write
             .refresh_tokens()
             .insert(session_id, self.keys.hash(&refresh), at, expires_at)
             .await?;
-        self.issue(account, session_id, refresh, at)
+        self.issue(account, session_id, refresh, amr, at)
     }
 
-    /// Mints the access token of a pair whose refresh token is stored already.
+    /// Mints the access token of a pair whose refresh token is stored already, for a
+    /// session authenticated by `amr`.
     pub(super) fn issue(
         &self,
         account: Account,
         session_id: Uuid,
         refresh_token: RefreshToken,
+        amr: Amr,
         at: DateTime<Utc>,
     ) -> Result<Issued, AuthError> {
         let access_token = self
             .keys
-            .mint_access(account.id, session_id, at)
+            .mint_access_as(account.id, session_id, amr, at)
             .map_err(AuthError::internal)?;
         Ok(Issued {
             access_token,
@@ -164,8 +168,13 @@ impl AuthService {
         let at = self.now();
         let tokens = self.store.refresh_tokens().delete_expired(at).await?;
         let mailed = self.store.email_tokens().delete_expired(at).await?;
+        let tickets = self
+            .store
+            .second_factors()
+            .delete_expired_tickets(at)
+            .await?;
         let sessions = self.store.sessions().delete_dead_before(at - keep).await?;
         let events = self.purge_security_events().await?;
-        Ok(tokens + mailed + sessions + events)
+        Ok(tokens + mailed + tickets + sessions + events)
     }
 }

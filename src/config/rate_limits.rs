@@ -20,6 +20,8 @@ pub struct RateLimitSettings {
     pub mail_per_address: u32,
     /// Mails per hour asked for from one client IP.
     pub mail_per_ip: u32,
+    /// Second-factor codes per minute tried for one account (`verifyMfa`, `confirmTotp`).
+    pub mfa_per_account: u32,
     /// Where the budgets are counted.
     pub store: LimitStore,
 }
@@ -73,6 +75,7 @@ impl RateLimitSettings {
             register_per_ip: parse(get, "RATE_LIMIT_REGISTER_PER_IP", 10u32)?,
             mail_per_address: parse(get, "RATE_LIMIT_MAIL_PER_ADDRESS", 5u32)?,
             mail_per_ip: parse(get, "RATE_LIMIT_MAIL_PER_IP", 30u32)?,
+            mfa_per_account: parse(get, "RATE_LIMIT_MFA_PER_ACCOUNT", 5u32)?,
             store: read_store(get)?,
         })
     }

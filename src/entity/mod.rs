@@ -1,12 +1,16 @@
 //! SeaORM entities: the rows of `users`, `sessions`, `refresh_tokens`, `email_tokens`,
-//! `mail_outbox`, `signing_keys` and `security_events`.
+//! `mail_outbox`, `signing_keys`, `security_events`, and the second factors'
+//! `totp_factors`, `recovery_codes` and `mfa_tickets`.
 //! Never sent to clients.
 //! They read alike by design: SeaORM's derive shape, one file per table.
 
 pub mod email_token;
 pub mod mail_outbox;
+pub mod mfa_ticket;
+pub mod recovery_code;
 pub mod refresh_token;
 pub mod security_event;
 pub mod session;
 pub mod signing_key;
+pub mod totp_factor;
 pub mod user;

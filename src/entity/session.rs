@@ -19,6 +19,9 @@ pub struct Model {
     pub created_user_agent: Option<String>,
     pub last_ip: Option<String>,
     pub last_user_agent: Option<String>,
+    /// How the session was authenticated (RFC 8176 values, space-separated: `pwd`,
+    /// `pwd otp`, `pwd mfa`); `None` for sessions older than second factors: `pwd`.
+    pub amr: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,8 +1,8 @@
 //! Root mutation fields: parse input into domain types, call the auth service, map the result.
 //! Errors pass on with `?`; what a client sees of them is decided in [`super::errors`].
 //!
-//! Two groups, merged into one root: sessions (here) and the account's lifecycle by email
-//! ([`super::lifecycle`]).
+//! Three groups, merged into one root: sessions (here), the account's lifecycle by email
+//! ([`super::lifecycle`]) and the second factor ([`super::second_factor`]).
 
 use async_graphql::{Context, ID, MergedObject, Object, Result};
 
@@ -12,9 +12,13 @@ use crate::auth::LoginIdentifier;
 use crate::domain::{Email, Password, Username};
 use crate::error::AuthError;
 
-// The mutation root: the two groups of fields, merged.
+// The mutation root: the groups of fields, merged.
 #[derive(MergedObject, Default)]
-pub struct Mutation(SessionMutation, super::lifecycle::LifecycleMutation);
+pub struct Mutation(
+    SessionMutation,
+    super::lifecycle::LifecycleMutation,
+    super::second_factor::SecondFactorMutation,
+);
 
 #[derive(Default)]
 pub struct SessionMutation;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::auth::{Account, AuthService, Issued, SessionInfo};
@@ -14,7 +14,10 @@ use crate::error::AuthError;
 // would become the type's description in the schema.)
 /// A registered account.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct User {
+    #[graphql(skip)]
+    pub account_id: uuid::Uuid,
     pub id: ID,
     /// Normalised: trimmed and lower-case.
     pub email: String,
@@ -29,12 +32,41 @@ pub struct User {
 impl From<Account> for User {
     fn from(a: Account) -> Self {
         Self {
+            account_id: a.id,
             id: ID(a.id.to_string()),
             email: a.email,
             username: a.username,
             created_at: a.created_at,
             updated_at: a.updated_at,
             email_verified: a.email_verified_at.is_some(),
+        }
+    }
+}
+
+#[ComplexObject]
+impl User {
+    /// Whether a second factor (TOTP) is on: `login` then answers `MFA_REQUIRED`.
+    async fn mfa_enabled(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(auth(ctx)?.mfa_enabled(self.account_id).await?)
+    }
+}
+
+/// A new TOTP secret, pending until `confirmTotp`: show it once, as a QR code of
+/// `otpauthUri` or as text.
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// Base32 (RFC 4648, no padding), for typing into an authenticator app.
+    pub secret: String,
+    /// `otpauth://totp/...`: the Key URI authenticator apps read from a QR code (SHA-1,
+    /// 6 digits, 30 s).
+    pub otpauth_uri: String,
+}
+
+impl From<crate::auth::TotpEnrollment> for TotpEnrollment {
+    fn from(e: crate::auth::TotpEnrollment) -> Self {
+        Self {
+            secret: e.secret,
+            otpauth_uri: e.otpauth_uri,
         }
     }
 }
@@ -114,7 +146,8 @@ pub struct SecurityEvent {
     pub id: ID,
     /// `register`, `login`, `refresh_reuse`, `logout`, `logout_all`, `session_revoked`,
     /// `password_check`, `password_changed`, `password_reset`, `email_verified`,
-    /// `email_changed`, `account_deleted`, `rate_limited`.
+    /// `email_changed`, `account_deleted`, `rate_limited`, `totp_enrolled`,
+    /// `totp_enabled`, `totp_disabled`, `mfa_code`.
     pub kind: String,
     /// `success` or `failure`.
     pub outcome: String,

@@ -105,7 +105,8 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
         Ok(row.map(account))
     }
 
-    /// Opens a session of `user_id` at `at` for `client`.
+    /// Opens a session of `user_id` at `at` for `client`, authenticated by `amr`
+    /// (space-separated RFC 8176 values).
     pub async fn insert(
         &self,
         id: Uuid,
@@ -113,6 +114,7 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
         at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         client: &Client,
+        amr: &str,
     ) -> Result<(), DbErr> {
         session::Entity::insert(session::ActiveModel {
             id: Set(id),
@@ -125,10 +127,21 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
             created_user_agent: Set(client.user_agent.clone()),
             last_ip: Set(client.ip_text()),
             last_user_agent: Set(client.user_agent.clone()),
+            amr: Set(Some(amr.to_owned())),
         })
         .exec_without_returning(self.db)
         .await
         .map(|_| ())
+    }
+
+    /// How session `id` was authenticated (its stored `amr`), if it exists.
+    pub async fn amr_of(&self, id: Uuid) -> Result<Option<Option<String>>, DbErr> {
+        session::Entity::find_by_id(id)
+            .select_only()
+            .column(session::Column::Amr)
+            .into_tuple::<Option<String>>()
+            .one(self.db)
+            .await
     }
 
     /// Moves an unrevoked session's expiry to `expires_at`; `false` if it was revoked.

@@ -242,6 +242,7 @@ pub fn test_settings() -> Settings {
     s.rate_limits.register_per_ip = 0;
     s.rate_limits.mail_per_address = 0;
     s.rate_limits.mail_per_ip = 0;
+    s.rate_limits.mfa_per_account = 0;
     s.warnings.clear();
     s
 }

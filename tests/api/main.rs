@@ -22,6 +22,7 @@ mod mail_outbox;
 mod mail_sealing;
 mod me;
 mod metrics;
+mod mfa;
 mod migration_race;
 mod migrations;
 mod production_exposure;

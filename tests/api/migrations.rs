@@ -37,23 +37,52 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
     let all = [
         "email_tokens",
         "mail_outbox",
+        "mfa_tickets",
+        "recovery_codes",
         "refresh_tokens",
         "security_events",
         "sessions",
         "signing_keys",
+        "totp_factors",
         "users",
     ];
     assert_eq!(tables(&db).await, all);
     let statuses = Migrator::get_migration_with_status(&db)
         .await
         .expect("status");
-    assert_eq!(statuses.len(), 10);
+    assert_eq!(statuses.len(), 11);
     assert!(statuses.iter().all(|m| m.status().to_string() == "Applied"));
 
     Migrator::down(&db, Some(1))
         .await
+        .expect("the second factors down");
+    assert_eq!(
+        tables(&db).await,
+        [
+            "email_tokens",
+            "mail_outbox",
+            "refresh_tokens",
+            "security_events",
+            "sessions",
+            "signing_keys",
+            "users"
+        ]
+    );
+    Migrator::down(&db, Some(1))
+        .await
         .expect("the token hashes as varchar down");
-    assert_eq!(tables(&db).await, all);
+    assert_eq!(
+        tables(&db).await,
+        [
+            "email_tokens",
+            "mail_outbox",
+            "refresh_tokens",
+            "security_events",
+            "sessions",
+            "signing_keys",
+            "users"
+        ]
+    );
     Migrator::down(&db, Some(1))
         .await
         .expect("the session activity and security events down");

@@ -1,7 +1,8 @@
-//! The lookups by token hash use their unique indexes on every backend, with the parameter
-//! typed as the server binds it (a Rust string: `text` on PostgreSQL). On PostgreSQL the
-//! columns were `char(64)`, which a `text` parameter cannot use the index of: every
-//! refresh and every mailed link read its whole table.
+//! The lookups by token hash (refresh tokens, mailed tokens, MFA tickets) use their unique
+//! indexes on every backend, with the parameter typed as the server binds it (a Rust
+//! string: `text` on PostgreSQL). On PostgreSQL the columns were `char(64)`, which a `text`
+//! parameter cannot use the index of: every refresh and every mailed link read its whole
+//! table. Hashes are `varchar(64)` since (`migration` 000010, and 000011 for the tickets).
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
@@ -76,7 +77,7 @@ async fn lookups_by_token_hash_use_their_unique_index(backend: Backend) {
     let mut options = sea_orm::ConnectOptions::new(app.database_url.clone());
     options.max_connections(1).min_connections(1);
     let db = Database::connect(options).await.expect("connect");
-    for table in ["refresh_tokens", "email_tokens"] {
+    for table in ["refresh_tokens", "email_tokens", "mfa_tickets"] {
         let plan = plan(&db, backend, table).await;
         let index = format!("uq_{table}_token_hash");
         // MySQL/MariaDB read a unique-index lookup before planning the rest; finding no

@@ -6,9 +6,11 @@
 //! operation that no longer matches the schema (a renamed field, a changed argument
 //! type) fails the build of this test binary, so a breaking schema change shows here.
 //! The account-lifecycle operations are in `lifecycle.rs`, the session ones (`sessions`,
-//! `revokeSession`, `securityEvents`) in `sessions.rs`.
+//! `revokeSession`, `securityEvents`) in `sessions.rs`, the TOTP ones in
+//! `second_factor.rs`.
 
 mod lifecycle;
+mod second_factor;
 mod sessions;
 
 use graphql_client::{GraphQLQuery, QueryBody, Response};

@@ -6,6 +6,7 @@
 //   AUTH_SERVER_URL=http://127.0.0.1:4000/graphql node dist/flow.js
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 
 import { ApolloClient, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@apollo/client";
 import { ClientError, GraphQLClient } from "graphql-request";
@@ -13,7 +14,10 @@ import { ClientError, GraphQLClient } from "graphql-request";
 import {
   ChangeEmailDocument,
   ChangePasswordDocument,
+  ConfirmTotpDocument,
   DeleteAccountDocument,
+  DisableTotpDocument,
+  EnrollTotpDocument,
   LoginDocument,
   LogoutDocument,
   MeDocument,
@@ -27,6 +31,7 @@ import {
   SecurityEventsDocument,
   SessionsDocument,
   VerifyEmailDocument,
+  VerifyMfaDocument,
 } from "./generated/graphql.js";
 
 const url = process.env.AUTH_SERVER_URL ?? "http://127.0.0.1:4000/graphql";
@@ -299,8 +304,94 @@ async function withSessions(): Promise<void> {
   console.log("sessions: sessions → revokeSession → securityEvents (two pages): ok");
 }
 
+/** The RFC 6238 code (HMAC-SHA-1, 6 digits, 30 s) of a base32 secret, `steps` steps from now,
+ * as an authenticator app computes it. */
+function totp(secret: string, steps = 0): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "")) {
+    bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  }
+  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + steps));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = (mac[mac.length - 1] ?? 0) & 0xf;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return value.toString().padStart(6, "0");
+}
+
+/** The `extensions` of the first GraphQL error a graphql-request call threw. */
+async function errorExtensions(promise: Promise<unknown>): Promise<Record<string, unknown>> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ClientError) {
+      return (error.response.errors?.[0]?.extensions ?? {}) as Record<string, unknown>;
+    }
+    throw error;
+  }
+  throw new Error("expected a GraphQL error");
+}
+
+async function withTotp(): Promise<void> {
+  const client = new GraphQLClient(url);
+  const email = `totp-${run}@example.com`;
+  const { register } = await client.request(RegisterDocument, {
+    input: { email, password },
+  });
+  const auth = bearer(register.accessToken);
+  const { enrollTotp } = await client.request(EnrollTotpDocument, {}, auth);
+  assert.match(enrollTotp.otpauthUri, /^otpauth:\/\/totp\//);
+  const { confirmTotp } = await client.request(
+    ConfirmTotpDocument,
+    { code: totp(enrollTotp.secret) },
+    auth,
+  );
+  assert.equal(confirmTotp.length, 10);
+
+  // login now answers MFA_REQUIRED with a ticket; verifyMfa finishes it with the next
+  // step's code (the current one was spent by confirmTotp).
+  const challenge = await errorExtensions(
+    client.request(LoginDocument, { input: { email, password } }),
+  );
+  assert.equal(challenge["code"], "MFA_REQUIRED");
+  assert.deepEqual(challenge["methods"], ["totp", "recovery_code"]);
+  const mfaToken = challenge["mfaToken"] as string;
+  await expectCode(
+    "INVALID_MFA_CODE",
+    client.request(VerifyMfaDocument, { mfaToken, code: "not a code" }),
+  );
+  const { verifyMfa } = await client.request(VerifyMfaDocument, {
+    mfaToken,
+    code: totp(enrollTotp.secret, 1),
+  });
+  assert.equal(verifyMfa.user.email, email);
+  assert.equal(verifyMfa.user.mfaEnabled, true);
+  await expectCode(
+    "INVALID_TOKEN",
+    client.request(VerifyMfaDocument, { mfaToken, code: confirmTotp[0] ?? "" }),
+  );
+
+  // A recovery code works once.
+  const again = await errorExtensions(
+    client.request(LoginDocument, { input: { email, password } }),
+  );
+  const recovered = await client.request(VerifyMfaDocument, {
+    mfaToken: again["mfaToken"] as string,
+    code: confirmTotp[0] ?? "",
+  });
+  assert.equal(recovered.verifyMfa.user.id, register.user.id);
+
+  const { disableTotp } = await client.request(DisableTotpDocument, { password }, auth);
+  assert.equal(disableTotp, true);
+  await client.request(LoginDocument, { input: { email, password } });
+  console.log("totp: enrollTotp → confirmTotp → login (MFA_REQUIRED) → verifyMfa → disableTotp: ok");
+}
+
 await withGraphqlRequest();
 await withApollo();
 await withLifecycle();
 await withSessions();
+await withTotp();
 console.log("typescript-client flow: all ok");

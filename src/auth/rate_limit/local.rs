@@ -19,6 +19,7 @@ pub(super) struct Local {
     register_ip: Limiter<IpAddr>,
     mail_address: Limiter<String>,
     mail_ip: Limiter<IpAddr>,
+    mfa_account: Limiter<String>,
 }
 
 impl Local {
@@ -33,6 +34,7 @@ impl Local {
             register_ip: limiter(quota(Limit::RegisterIp)),
             mail_address: limiter(quota(Limit::MailAddress)),
             mail_ip: limiter(quota(Limit::MailIp)),
+            mfa_account: limiter(quota(Limit::MfaAccount)),
         }
     }
 
@@ -46,6 +48,7 @@ impl Local {
                 (Limit::MailIp, Bucket::Ip(ip)) => check(&self.mail_ip, &ip),
                 (Limit::LoginAccount, Bucket::Text(t)) => check(&self.login_account, &t.to_owned()),
                 (Limit::MailAddress, Bucket::Text(t)) => check(&self.mail_address, &t.to_owned()),
+                (Limit::MfaAccount, Bucket::Text(t)) => check(&self.mfa_account, &t.to_owned()),
                 // The callers in `super` pair each limit with its kind of bucket.
                 _ => None,
             };
@@ -69,6 +72,7 @@ impl Local {
         sweep(&self.register_ip);
         sweep(&self.mail_address);
         sweep(&self.mail_ip);
+        sweep(&self.mfa_account);
     }
 }
 

@@ -1,5 +1,5 @@
-//! Attempt budgets: login per client IP and per account, register per client IP, and mails
-//! per recipient address and per client IP.
+//! Attempt budgets: login per client IP and per account, register per client IP, mails
+//! per recipient address and per client IP, and second-factor codes per account.
 //!
 //! Counted in this process by governor (`RATE_LIMIT_STORE=memory`, [`local`]), or in Redis,
 //! shared by every instance, with the same quotas and the same algorithm (GCRA) (`redis`,
@@ -30,6 +30,7 @@ pub(crate) enum Limit {
     RegisterIp,
     MailAddress,
     MailIp,
+    MfaAccount,
 }
 
 impl Limit {
@@ -40,6 +41,7 @@ impl Limit {
             Limit::RegisterIp => "register_ip",
             Limit::MailAddress => "mail_address",
             Limit::MailIp => "mail_ip",
+            Limit::MfaAccount => "mfa_account",
         }
     }
 }
@@ -75,6 +77,7 @@ struct Quotas {
     register_ip: Option<NonZeroU32>,
     mail_address: Option<NonZeroU32>,
     mail_ip: Option<NonZeroU32>,
+    mfa_account: Option<NonZeroU32>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -89,6 +92,7 @@ impl Quotas {
             Limit::RegisterIp => self.register_ip.map(|n| (n, MINUTE)),
             Limit::MailAddress => self.mail_address.map(|n| (n, HOUR)),
             Limit::MailIp => self.mail_ip.map(|n| (n, HOUR)),
+            Limit::MfaAccount => self.mfa_account.map(|n| (n, MINUTE)),
         }
     }
 }
@@ -101,6 +105,7 @@ impl RateLimits {
             register_ip: NonZeroU32::new(settings.register_per_ip),
             mail_address: NonZeroU32::new(settings.mail_per_address),
             mail_ip: NonZeroU32::new(settings.mail_per_ip),
+            mfa_account: NonZeroU32::new(settings.mfa_per_account),
         };
         let local = local::Local::new(|limit| {
             quotas.of(limit).map(|(n, period)| {
@@ -132,6 +137,12 @@ impl RateLimits {
     /// Counts one login attempt against `account` (a user id, or the unknown identifier).
     pub async fn login_as(&self, account: &str) -> Result<(), AuthError> {
         self.spend(&[(Limit::LoginAccount, Bucket::Text(account))])
+            .await
+    }
+
+    /// Counts one second-factor code tried for `account` (a user id), right or wrong.
+    pub async fn mfa_as(&self, account: &str) -> Result<(), AuthError> {
+        self.spend(&[(Limit::MfaAccount, Bucket::Text(account))])
             .await
     }
 

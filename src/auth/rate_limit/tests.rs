@@ -14,6 +14,7 @@ fn settings(login_ip: u32, login_account: u32, register_ip: u32) -> RateLimitSet
         register_per_ip: register_ip,
         mail_per_address: 0,
         mail_per_ip: 0,
+        mfa_per_account: 0,
         store: LimitStore::Memory,
     }
 }

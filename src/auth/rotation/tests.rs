@@ -22,6 +22,7 @@ fn pair() -> (refresh_token::Model, session::Model) {
         created_user_agent: None,
         last_ip: None,
         last_user_agent: None,
+        amr: None,
     };
     let token = refresh_token::Model {
         id: Uuid::new_v4(),

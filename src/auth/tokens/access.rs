@@ -36,6 +36,54 @@ pub struct AccessClaims {
     pub aud: String,
     /// Always [`ACCESS_TOKEN_TYPE`].
     pub typ: String,
+    /// How the session was authenticated (RFC 8176): `["pwd"]`, `["pwd","otp"]` after a
+    /// TOTP code, `["pwd","mfa"]` after a recovery code. Tokens minted before the claim
+    /// existed have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+/// How a session was authenticated, as the `amr` claim and the session's `amr` column say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Amr {
+    /// A password alone (or, for `resetPassword`, a mailed token and a new password).
+    #[default]
+    Password,
+    /// A password and a TOTP code.
+    PasswordOtp,
+    /// A password and a recovery code: RFC 8176 has no value for one, so the generic
+    /// `mfa` ("multiple-factor authentication") names it, distinct from `otp`.
+    PasswordRecoveryCode,
+}
+
+impl Amr {
+    /// The claim's values.
+    pub fn values(self) -> &'static [&'static str] {
+        match self {
+            Self::Password => &["pwd"],
+            Self::PasswordOtp => &["pwd", "otp"],
+            Self::PasswordRecoveryCode => &["pwd", "mfa"],
+        }
+    }
+
+    /// The session column's text: the values, space-separated.
+    pub fn stored(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::PasswordOtp => "pwd otp",
+            Self::PasswordRecoveryCode => "pwd mfa",
+        }
+    }
+
+    /// The value a session column holds; `None` (a session older than the column) and
+    /// anything unknown are a password.
+    pub fn from_stored(stored: Option<&str>) -> Self {
+        match stored {
+            Some("pwd otp") => Self::PasswordOtp,
+            Some("pwd mfa") => Self::PasswordRecoveryCode,
+            _ => Self::Password,
+        }
+    }
 }
 
 /// Why an access token was refused (for the log; clients only see `UNAUTHENTICATED`).
@@ -115,8 +163,20 @@ impl AccessKeys {
         &self.ring
     }
 
-    /// Signs an access token for `user` in `session` with the key that signs at `now`.
+    /// Signs an access token for `user` in a password `session` at `now`.
     pub fn mint(&self, user: Uuid, session: Uuid, now: DateTime<Utc>) -> Result<String, MintError> {
+        self.mint_as(user, session, Amr::Password, now)
+    }
+
+    /// Signs an access token for `user` in `session`, authenticated by `amr`, with the key
+    /// that signs at `now`.
+    pub fn mint_as(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        amr: Amr,
+        now: DateTime<Utc>,
+    ) -> Result<String, MintError> {
         let signer = self.ring.signer(now).ok_or(MintError::NoSigningKey)?;
         let iat = now.timestamp();
         let claims = AccessClaims {
@@ -128,6 +188,7 @@ impl AccessKeys {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             typ: ACCESS_TOKEN_TYPE.to_owned(),
+            amr: amr.values().iter().map(|v| (*v).to_owned()).collect(),
         };
         Ok(signer.sign(&claims)?)
     }

@@ -1,16 +1,19 @@
 //! Token minting and checking: access JWTs ([`access`]) signed with the keys of
-//! [`signing`], opaque refresh tokens ([`refresh`]) and the tokens mails carry ([`mailed`]).
+//! [`signing`], opaque refresh tokens ([`refresh`]), the tokens mails carry ([`mailed`])
+//! and the second factors' tickets, codes and sealed secrets ([`mfa`]).
 
 pub mod access;
 pub mod mailed;
+pub mod mfa;
 pub mod refresh;
 pub mod signing;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use access::{ACCESS_TOKEN_TYPE, AccessClaims, AccessKeys, AccessTokenError, MintError};
+pub use access::{ACCESS_TOKEN_TYPE, AccessClaims, AccessKeys, AccessTokenError, Amr, MintError};
 pub use mailed::{MailedKeys, MailedToken, Purpose};
+pub use mfa::MfaKeys;
 pub use refresh::{REFRESH_TOKEN_LEN, RefreshKeys, RefreshToken};
 
 use std::sync::Arc;
@@ -41,6 +44,7 @@ pub struct TokenKeys {
     pub access: AccessKeys,
     pub refresh: RefreshKeys,
     pub mailed: MailedKeys,
+    pub mfa: MfaKeys,
 }
 
 impl TokenKeys {
@@ -52,10 +56,11 @@ impl TokenKeys {
             access: AccessKeys::new(settings, ring),
             refresh: RefreshKeys::new(settings),
             mailed: MailedKeys::new(settings),
+            mfa: MfaKeys::new(settings),
         }
     }
 
-    /// Signs an access token for `user` in `session`.
+    /// Signs an access token for `user` in a password `session`.
     pub fn mint_access(
         &self,
         user: Uuid,
@@ -63,6 +68,17 @@ impl TokenKeys {
         now: DateTime<Utc>,
     ) -> Result<String, MintError> {
         self.access.mint(user, session, now)
+    }
+
+    /// Signs an access token for `user` in `session`, authenticated by `amr`.
+    pub fn mint_access_as(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        amr: Amr,
+        now: DateTime<Utc>,
+    ) -> Result<String, MintError> {
+        self.access.mint_as(user, session, amr, now)
     }
 
     /// Checks an access token at `now` (see [`AccessKeys::verify`]).

@@ -193,6 +193,7 @@ impl SqliteReader {
                     created_user_agent: column(row, 13)?,
                     last_ip: column(row, 14)?,
                     last_user_agent: column(row, 15)?,
+                    amr: column(row, 16)?,
                 };
                 Ok((token, session))
             })
@@ -204,7 +205,7 @@ impl SqliteReader {
 /// field order (the pool's `find_also_related` reads the same row).
 const REFRESH_WITH_SESSION: &str = "SELECT t.id, t.session_id, t.token_hash, t.created_at, \
      t.expires_at, t.spent_at, s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
-     s.last_used_at, s.created_ip, s.created_user_agent, s.last_ip, s.last_user_agent \
+     s.last_used_at, s.created_ip, s.created_user_agent, s.last_ip, s.last_user_agent, s.amr \
      FROM refresh_tokens t INNER JOIN sessions s ON s.id = t.session_id \
      WHERE t.token_hash = ?1 LIMIT 1";
 

@@ -145,7 +145,70 @@ async fn a_weak_new_password_is_bad_user_input_and_spends_no_token(backend: Back
         .expect_success();
 }
 
+/// A mailbox alone does not pass the second factor: with TOTP on, the reset sets the
+/// password and answers `MFA_REQUIRED`, and `verifyMfa` opens the session.
+async fn a_reset_of_an_account_with_totp_asks_for_the_code(backend: Backend) {
+    use auth_server::auth::totp::code_of_base32;
+    use serde_json::json;
+
+    let sink = SmtpSink::start();
+    let (app, clock) = spawn(backend, &sink, |_| {}).await;
+    let mut inbox = Inbox::new(&sink);
+    let ada = app.register_ok("ada@example.com").await;
+    inbox.next_to("ada@example.com").await;
+    let enrolment = app
+        .gql(
+            "mutation { enrollTotp { secret } }",
+            json!({}),
+            Some(&ada.access),
+        )
+        .await;
+    let secret = enrolment.data("enrollTotp")["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let code = code_of_base32(&secret, clock.now()).expect("a code");
+    app.gql(
+        "mutation($c: String!) { confirmTotp(code: $c) }",
+        json!({"c": code}),
+        Some(&ada.access),
+    )
+    .await
+    .expect_success();
+    clock.advance(std::time::Duration::from_secs(30));
+
+    app.request_password_reset("ada@example.com")
+        .await
+        .expect_success();
+    let token = inbox.reset_token("ada@example.com").await;
+    let reset = app.reset_password(&token, NEW_PASSWORD, None).await;
+    let error = reset.expect_only_error("MFA_REQUIRED");
+    let ticket = error["extensions"]["mfaToken"].as_str().expect("mfaToken");
+    // The password is set, and every old session is gone.
+    app.me(Some(&ada.access))
+        .await
+        .expect_only_error("UNAUTHENTICATED");
+    app.login_email("ada@example.com", PASSWORD)
+        .await
+        .expect_only_error("INVALID_CREDENTIALS");
+
+    let code = code_of_base32(&secret, clock.now()).expect("a code");
+    let verified = app
+        .gql(
+            &format!(
+                "mutation($t: String!, $c: String!) {{ verifyMfa(mfaToken: $t, code: $c) {{ {PAYLOAD} }} }}"
+            ),
+            json!({"t": ticket, "c": code}),
+            None,
+        )
+        .await;
+    verified.expect_success();
+    let tokens = Tokens::from_payload(verified.data("verifyMfa"));
+    assert!(app.me_ok(&tokens.access).await);
+}
+
 smtp_tests!(
+    a_reset_of_an_account_with_totp_asks_for_the_code,
     a_reset_kills_the_access_tokens_of_every_old_session,
     a_reset_kills_the_refresh_tokens_of_every_old_session,
     after_a_reset_the_new_password_logs_in_and_the_old_does_not,

@@ -107,6 +107,7 @@ fn claims(settings: &TokenSettings, typ: &str) -> AccessClaims {
         iss: settings.issuer.clone(),
         aud: settings.audience.clone(),
         typ: typ.into(),
+        amr: vec!["pwd".into()],
     }
 }
 
