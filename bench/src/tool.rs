@@ -161,6 +161,7 @@ async fn seed(out: &str, hash: &str, hot: usize, login: usize, filler: usize) ->
                 created_user_agent: Set(Some("bench".to_owned())),
                 last_ip: Set(Some("127.0.0.1".to_owned())),
                 last_user_agent: Set(Some("bench".to_owned())),
+                amr: Set(Some("pwd".to_owned())),
             });
             let token = keys.new_refresh();
             tokens.push(refresh_token::ActiveModel {
