@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
     TransactionOptions,
 };
 use uuid::Uuid;
@@ -137,14 +137,13 @@ impl Store {
         self.ensure_file()?;
         let backend = self.db.get_database_backend();
         let sqlite = backend == DatabaseBackend::Sqlite;
-        // READ COMMITTED (PostgreSQL's default, and every MySQL connection's since
-        // `crate::db::connect`; said here too for a connection made otherwise): MySQL's
-        // REPEATABLE READ would keep the locks of rows read but not taken, and their gaps,
-        // and deadlock with the statements that queue mail and record other workers' sends.
+        // At READ COMMITTED, as every connection of `crate::db::connect` runs (PostgreSQL's
+        // default; set on each MySQL connection): MySQL's REPEATABLE READ would keep the
+        // locks of rows read but not taken, and their gaps, and deadlock with the statements
+        // that queue mail and record other workers' sends.
         let txn = crate::storage::begin_uncancellable(
             &self.db,
             TransactionOptions {
-                isolation_level: (!sqlite).then_some(IsolationLevel::ReadCommitted),
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
             },

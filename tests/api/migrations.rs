@@ -53,36 +53,24 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
     assert_eq!(statuses.len(), 11);
     assert!(statuses.iter().all(|m| m.status().to_string() == "Applied"));
 
+    let before_second_factors = [
+        "email_tokens",
+        "mail_outbox",
+        "refresh_tokens",
+        "security_events",
+        "sessions",
+        "signing_keys",
+        "users",
+    ];
     Migrator::down(&db, Some(1))
         .await
         .expect("the second factors down");
-    assert_eq!(
-        tables(&db).await,
-        [
-            "email_tokens",
-            "mail_outbox",
-            "refresh_tokens",
-            "security_events",
-            "sessions",
-            "signing_keys",
-            "users"
-        ]
-    );
+    assert_eq!(tables(&db).await, before_second_factors);
+    // The token hashes' type change creates and drops no table.
     Migrator::down(&db, Some(1))
         .await
         .expect("the token hashes as varchar down");
-    assert_eq!(
-        tables(&db).await,
-        [
-            "email_tokens",
-            "mail_outbox",
-            "refresh_tokens",
-            "security_events",
-            "sessions",
-            "signing_keys",
-            "users"
-        ]
-    );
+    assert_eq!(tables(&db).await, before_second_factors);
     Migrator::down(&db, Some(1))
         .await
         .expect("the session activity and security events down");
