@@ -24,6 +24,8 @@ pub mod codes {
     pub const MFA_REQUIRED: &str = "MFA_REQUIRED";
     pub const INVALID_MFA_CODE: &str = "INVALID_MFA_CODE";
     pub const MFA_ALREADY_ENABLED: &str = "MFA_ALREADY_ENABLED";
+    pub const INVALID_PASSKEY: &str = "INVALID_PASSKEY";
+    pub const PASSKEYS_DISABLED: &str = "PASSKEYS_DISABLED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 }
 
@@ -59,6 +61,15 @@ pub enum AuthError {
     /// `enrollTotp` or `confirmTotp` while TOTP is already on: `disableTotp` first.
     #[error("TOTP is already enabled; disable it first to enrol again")]
     MfaAlreadyEnabled,
+    /// A passkey credential that does not verify: unknown, of another account, registered
+    /// already, from another origin, without user verification, a bad signature, or a
+    /// signature counter that went back (a cloned authenticator). One answer: the log
+    /// says which.
+    #[error("the passkey was not accepted")]
+    InvalidPasskey,
+    /// A passkey operation on a server whose relying party is not configured.
+    #[error("passkeys are not configured on this server (WEBAUTHN_RP_ID, WEBAUTHN_ORIGINS)")]
+    PasskeysOff,
     /// `retry_after` is whole seconds, at least 1.
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
@@ -92,6 +103,8 @@ impl AuthError {
             Self::MfaRequired(_) => codes::MFA_REQUIRED,
             Self::InvalidMfaCode => codes::INVALID_MFA_CODE,
             Self::MfaAlreadyEnabled => codes::MFA_ALREADY_ENABLED,
+            Self::InvalidPasskey => codes::INVALID_PASSKEY,
+            Self::PasskeysOff => codes::PASSKEYS_DISABLED,
             Self::RateLimited { .. } => codes::RATE_LIMITED,
             Self::Internal(_) => codes::INTERNAL_SERVER_ERROR,
         }

@@ -17,6 +17,7 @@ mod m20261202_000008_signing_keys;
 mod m20261202_000009_session_activity_and_security_events;
 mod m20261202_000010_token_hashes_as_varchar;
 mod m20261202_000011_second_factors;
+mod m20261202_000012_passkeys;
 
 pub mod email_key;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_session_activity_and_security_events::Migration),
             Box::new(m20261202_000010_token_hashes_as_varchar::Migration),
             Box::new(m20261202_000011_second_factors::Migration),
+            Box::new(m20261202_000012_passkeys::Migration),
         ]
     }
 }

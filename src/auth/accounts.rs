@@ -260,7 +260,7 @@ impl AuthService {
 
     /// Refuses an email that another account has or one that looks like it (same
     /// skeleton key), and a username another account has (case-insensitively).
-    async fn ensure_available(
+    pub(super) async fn ensure_available(
         &self,
         email: &Email,
         username: Option<&Username>,

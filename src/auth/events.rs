@@ -90,10 +90,14 @@ pub enum EventKind {
     TotpDisabled,
     /// A wrong or reused code given to `verifyMfa` (its success is a `login`).
     MfaCode,
+    /// `finishPasskeyRegistration`: a passkey added (its name is the detail).
+    PasskeyAdded,
+    /// `removePasskey`.
+    PasskeyRemoved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         Self::Register,
         Self::Login,
         Self::RefreshReuse,
@@ -113,6 +117,8 @@ impl EventKind {
         Self::TotpEnabled,
         Self::TotpDisabled,
         Self::MfaCode,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
     ];
 
     pub fn name(self) -> &'static str {
@@ -136,6 +142,8 @@ impl EventKind {
             Self::TotpEnabled => "totp_enabled",
             Self::TotpDisabled => "totp_disabled",
             Self::MfaCode => "mfa_code",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
         }
     }
 }

@@ -4,7 +4,9 @@
 //! logout, purge), [`rotation`] (refresh), [`verification`] (proving an address, and
 //! changing it), [`recovery`] (a forgotten password), [`credentials`] (changing the
 //! password, deleting the account), [`totp`] (the second factor: enrol, confirm,
-//! disable) and [`mfa`] (a login that needs it: the challenge and `verifyMfa`).
+//! disable), [`mfa`] (a login that needs it: the challenge and `verifyMfa`) and
+//! [`passkeys`] (WebAuthn: adding, listing and removing passkeys, logging in and signing
+//! up with one).
 //! [`mailing`] is how a flow mails a token. [`events`]
 //! records what happened, for the user and the operator; [`session_list`] shows a user
 //! their sessions and revokes one. Every query is in `crate::store`.
@@ -15,6 +17,7 @@ pub mod events;
 mod mailing;
 mod mfa;
 mod model;
+mod passkeys;
 mod passwords;
 mod rate_limit;
 mod recovery;
@@ -35,6 +38,7 @@ pub use accounts::LoginIdentifier;
 pub use events::{Client, EventWriter};
 pub use mailing::Outgoing;
 pub use model::{Account, Issued, Principal};
+pub use passkeys::{PasskeyChallenge, PasskeyInfo};
 pub use passwords::PasswordHasher;
 pub use rate_limit::RateLimits;
 pub use session_list::{EventPage, SessionInfo};
@@ -69,6 +73,8 @@ pub struct AuthService {
     events: events::EventLog,
     /// How long security events are kept.
     events_retention: chrono::Duration,
+    /// The WebAuthn relying party; `None` when passkeys are off.
+    webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// Password-reset requests worked on at once off the request path; more wait for a slot
@@ -110,6 +116,7 @@ impl AuthService {
             background: Arc::new(Semaphore::new(BACKGROUND_SLOTS)),
             events: events::EventLog::new(),
             events_retention: chrono_duration(settings.accounts.security_events_retention),
+            webauthn: passkeys::relying_party(settings.passkeys.as_ref()).map(Arc::new),
         }
     }
 

@@ -27,6 +27,10 @@ use crate::error::AuthError;
 /// Seconds a shed caller is told to wait.
 const OVERLOAD_RETRY_AFTER: u64 = 1;
 
+/// The `password_hash` of an account opened with a passkey and no password: not a bcrypt
+/// hash, so no password matches it. A password reset sets a real one.
+pub const NO_PASSWORD: &str = "!";
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     cost: u32,
@@ -149,10 +153,12 @@ impl PasswordHasher {
             .map_err(AuthError::internal)
     }
 
-    /// True only if `candidate` is the password of `hash`. With `hash` absent (unknown
+    /// True only if `candidate` is the password of `hash`. An account without a password
+    /// ([`NO_PASSWORD`], opened with a passkey) costs the same work and is never matched. With `hash` absent (unknown
     /// account) or a candidate bcrypt cannot represent, the same work is done and the
     /// answer is false.
     pub async fn verify(&self, candidate: &str, hash: Option<&str>) -> Result<bool, AuthError> {
+        let hash = hash.filter(|h| *h != NO_PASSWORD);
         let target = match hash {
             Some(h) => h.to_owned(),
             None => self.dummy_hash().await?,

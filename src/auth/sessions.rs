@@ -159,7 +159,8 @@ impl AuthService {
         self.store.commit_write(write).await
     }
 
-    /// Deletes what can never be used again: expired refresh and mailed tokens, and sessions that
+    /// Deletes what can never be used again: expired refresh and mailed tokens, MFA tickets and
+    /// passkey challenges, and sessions that
     /// expired or were revoked more than `keep` ago (their tokens go with them). Spent
     /// tokens of live sessions stay, so a replay is still recognised as reuse.
     /// Security events older than `SECURITY_EVENTS_RETENTION` go too.
@@ -173,8 +174,13 @@ impl AuthService {
             .second_factors()
             .delete_expired_tickets(at)
             .await?;
+        let ceremonies = self
+            .store
+            .passkeys()
+            .delete_expired_challenges(at)
+            .await?;
         let sessions = self.store.sessions().delete_dead_before(at - keep).await?;
         let events = self.purge_security_events().await?;
-        Ok(tokens + mailed + tickets + sessions + events)
+        Ok(tokens + mailed + tickets + ceremonies + sessions + events)
     }
 }

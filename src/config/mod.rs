@@ -1,7 +1,8 @@
 //! Settings: the one place that reads configuration (environment and `.env`).
 //!
 //! One file per section, each owning its struct and the `read` that takes its variables:
-//! `database`, `tokens`, `passwords`, `rate_limits`, `http`, `graphql`, `mail`, `accounts`. A new
+//! `database`, `tokens`, `passwords`, `rate_limits`, `http`, `graphql`, `mail`, `accounts`,
+//! `passkeys`. A new
 //! section (signing keys, Redis) gets a file of its own the same way, a field in
 //! `Settings` and one line in `from_lookup`. This file keeps what spans sections: the
 //! environment, the log format, the order sections are read in and the checks between
@@ -13,6 +14,7 @@ mod graphql;
 mod http;
 mod mail;
 mod parse;
+mod passkeys;
 mod passwords;
 mod rate_limits;
 mod tokens;
@@ -25,6 +27,7 @@ pub use graphql::{DEEPEST_PARSED_SELECTION, GraphqlSettings};
 pub use http::HttpSettings;
 pub use mail::MailSettings;
 pub use parse::parse_duration;
+pub use passkeys::PasskeySettings;
 pub use passwords::{HashPriority, PasswordSettings};
 pub use rate_limits::{LimitStore, RateLimitSettings, RedisFailure, RedisSettings};
 pub use tokens::{KeySource, MIN_SECRET_BYTES, TokenSettings};
@@ -49,6 +52,9 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     pub mail: MailSettings,
     pub accounts: AccountSettings,
+    /// The WebAuthn relying party (`WEBAUTHN_RP_ID`, `WEBAUTHN_ORIGINS`, `WEBAUTHN_RP_NAME`);
+    /// `None` when passkeys are off.
+    pub passkeys: Option<PasskeySettings>,
     /// `pretty` (default) or `json` log lines.
     pub log_format: LogFormat,
     /// Things worth a warning at start-up (generated secrets, ...); logged once tracing runs.
@@ -130,6 +136,7 @@ impl Settings {
         let graphql = GraphqlSettings::read(&get, environment == Development, &mut warnings)?;
         let mail = MailSettings::read(&get, environment, &mut warnings)?;
         let accounts = AccountSettings::read(&get)?;
+        let passkeys = PasskeySettings::read(&get, &mail.app_url, &mut warnings)?;
         let log_format = parse::choice(
             &get,
             "LOG_FORMAT",
@@ -160,6 +167,7 @@ impl Settings {
             graphql,
             mail,
             accounts,
+            passkeys,
             log_format,
             warnings,
         })

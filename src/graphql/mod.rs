@@ -10,6 +10,7 @@ mod lifecycle;
 mod mutation;
 mod operations;
 mod query;
+mod passkeys;
 mod second_factor;
 mod types;
 

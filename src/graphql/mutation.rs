@@ -1,8 +1,9 @@
 //! Root mutation fields: parse input into domain types, call the auth service, map the result.
 //! Errors pass on with `?`; what a client sees of them is decided in [`super::errors`].
 //!
-//! Three groups, merged into one root: sessions (here), the account's lifecycle by email
-//! ([`super::lifecycle`]) and the second factor ([`super::second_factor`]).
+//! Four groups, merged into one root: sessions (here), the account's lifecycle by email
+//! ([`super::lifecycle`]), the second factor ([`super::second_factor`]) and passkeys
+//! ([`super::passkeys`]).
 
 use async_graphql::{Context, ID, MergedObject, Object, Result};
 
@@ -18,6 +19,7 @@ pub struct Mutation(
     SessionMutation,
     super::lifecycle::LifecycleMutation,
     super::second_factor::SecondFactorMutation,
+    super::passkeys::PasskeyMutation,
 );
 
 #[derive(Default)]

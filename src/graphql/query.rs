@@ -4,7 +4,7 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Object, Result};
 
 use super::guard::{Authenticated, request};
-use super::types::{SecurityEvent, Session, User, auth};
+use super::types::{Passkey, SecurityEvent, Session, User, auth};
 
 pub struct Query;
 
@@ -24,6 +24,15 @@ impl Query {
         let principal = request(ctx)?.principal(auth).await?;
         let sessions = auth.sessions(&principal).await?;
         Ok(sessions.into_iter().map(Session::from).collect())
+    }
+
+    /// The caller's passkeys, oldest first.
+    #[graphql(guard = "Authenticated")]
+    async fn passkeys(&self, ctx: &Context<'_>) -> Result<Vec<Passkey>> {
+        let auth = auth(ctx)?;
+        let principal = request(ctx)?.principal(auth).await?;
+        let passkeys = auth.passkeys(&principal).await?;
+        Ok(passkeys.into_iter().map(Passkey::from).collect())
     }
 
     /// The caller's security events, newest first: `first` (1 to 100; null is 20) after

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::{ComplexObject, Context, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::auth::{Account, AuthService, Issued, SessionInfo};
+use crate::auth::{Account, AuthService, Issued, PasskeyChallenge, PasskeyInfo, SessionInfo};
 use crate::entity::security_event;
 use crate::error::AuthError;
 
@@ -201,4 +201,50 @@ pub fn auth<'a>(ctx: &Context<'a>) -> Result<&'a AuthService, AuthError> {
 pub fn auth_arc<'a>(ctx: &Context<'a>) -> Result<&'a Arc<AuthService>, AuthError> {
     ctx.data_opt::<Arc<AuthService>>()
         .ok_or_else(|| AuthError::internal_msg("auth service missing"))
+}
+
+/// A begun passkey ceremony: give `options` to the browser and `challengeId` back to the
+/// matching `finish…` mutation, within 5 minutes, once.
+#[derive(SimpleObject)]
+#[graphql(name = "PasskeyChallenge")]
+pub struct PasskeyChallengeObject {
+    /// Single-use; finishes only the ceremony it began.
+    pub challenge_id: String,
+    /// JSON, `{"publicKey": {…}}`: the options for `navigator.credentials.create()`
+    /// (registration, signup) or `navigator.credentials.get()` (login), with binary values
+    /// in base64url, as `PublicKeyCredential.parseCreationOptionsFromJSON` and
+    /// `parseRequestOptionsFromJSON` read the `publicKey` member.
+    pub options: String,
+}
+
+impl From<PasskeyChallenge> for PasskeyChallengeObject {
+    fn from(c: PasskeyChallenge) -> Self {
+        Self {
+            challenge_id: c.challenge_id,
+            options: c.options,
+        }
+    }
+}
+
+/// One of the caller's passkeys.
+#[derive(SimpleObject)]
+pub struct Passkey {
+    /// Give it to `removePasskey`.
+    pub id: ID,
+    /// The name given at registration (`"Passkey"` if none).
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// The last login with it; `null` until the first.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<PasskeyInfo> for Passkey {
+    fn from(p: PasskeyInfo) -> Self {
+        Self {
+            id: ID(p.id.to_string()),
+            name: p.name,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+        }
+    }
 }

@@ -12,6 +12,7 @@
 
 mod email_tokens;
 mod outbox;
+mod passkeys;
 mod refresh_tokens;
 mod rotations;
 mod second_factors;
@@ -26,6 +27,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, S
 
 pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;
+pub use passkeys::{NewPasskey, NewPasskeyChallenge, Passkeys};
 pub use refresh_tokens::RefreshTokens;
 pub use rotations::{Rotated, Rotation};
 pub use second_factors::{NewMfaTicket, SecondFactors};

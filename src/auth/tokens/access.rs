@@ -54,6 +54,10 @@ pub enum Amr {
     /// A password and a recovery code: RFC 8176 has no value for one, so the generic
     /// `mfa` ("multiple-factor authentication") names it, distinct from `otp`.
     PasswordRecoveryCode,
+    /// A passkey, with user verification (a PIN or biometric on the authenticator, which
+    /// webauthn-rs requires): possession of a key (`hwk`) and a second factor in one
+    /// (`mfa`).
+    Passkey,
 }
 
 impl Amr {
@@ -63,6 +67,7 @@ impl Amr {
             Self::Password => &["pwd"],
             Self::PasswordOtp => &["pwd", "otp"],
             Self::PasswordRecoveryCode => &["pwd", "mfa"],
+            Self::Passkey => &["hwk", "mfa"],
         }
     }
 
@@ -72,6 +77,7 @@ impl Amr {
             Self::Password => "pwd",
             Self::PasswordOtp => "pwd otp",
             Self::PasswordRecoveryCode => "pwd mfa",
+            Self::Passkey => "hwk mfa",
         }
     }
 
@@ -81,6 +87,7 @@ impl Amr {
         match stored {
             Some("pwd otp") => Self::PasswordOtp,
             Some("pwd mfa") => Self::PasswordRecoveryCode,
+            Some("hwk mfa") => Self::Passkey,
             _ => Self::Password,
         }
     }

@@ -8,6 +8,8 @@
 //!   from `JWT_REFRESH_SECRET`, as the outbox's seal is.
 //! - A ticket is 256 random bits (43 base64url characters), stored as HMAC-SHA-256 with the
 //!   refresh secret and a purpose of its own, like the mailed tokens.
+//! - A passkey ceremony's id (between its begin and its finish) is made and stored like a
+//!   ticket, with a purpose of its own.
 //! - A recovery code has 80 random bits; it is stored as SHA-256 over the user id and the
 //!   code. A fast hash is enough at that entropy (2^80 guesses per code offline), and an
 //!   unkeyed one keeps the codes working through a change of any secret: they are the way
@@ -96,6 +98,12 @@ impl MfaKeys {
     /// What the database stores and looks a ticket up by.
     pub fn ticket_hash(&self, ticket: &str) -> String {
         self.mac(&[b"mfa-ticket:", ticket.as_bytes()])
+    }
+
+    /// What the database stores and looks a passkey ceremony up by: the id the client
+    /// holds between begin and finish is made and kept like a ticket.
+    pub fn passkey_challenge_hash(&self, id: &str) -> String {
+        self.mac(&[b"passkey-challenge:", id.as_bytes()])
     }
 
     /// What a ticket stores of the password hash its login checked.
