@@ -128,16 +128,25 @@ async fn keys(settings: Settings, action: KeysAction) -> Result<(), Box<dyn std:
                         .into(),
                 );
             };
-            let kids = admin::reseal(&store, tokens, new.as_bytes()).await?;
-            for kid in &kids {
+            let resealed = admin::reseal(&store, tokens, new.as_bytes()).await?;
+            for kid in &resealed.kids {
                 println!("{kid}");
             }
             eprintln!(
-                "resealed {} key(s) under NEW_KEY_ENCRYPTION_KEY: set KEY_ENCRYPTION_KEY to it on \
-                 every instance and restart them (until then, running instances keep the keys \
-                 they hold but cannot load a key rotated meanwhile)",
-                kids.len()
+                "resealed {} key(s) and {} TOTP secret(s) under NEW_KEY_ENCRYPTION_KEY: set \
+                 KEY_ENCRYPTION_KEY to it on every instance and restart them (until then, \
+                 running instances keep the keys they hold but cannot load a key rotated \
+                 meanwhile, and TOTP codes of the resealed secrets fail)",
+                resealed.kids.len(),
+                resealed.totp_secrets
             );
+            if resealed.totp_unopenable > 0 {
+                eprintln!(
+                    "{} TOTP secret(s) did not open under KEY_ENCRYPTION_KEY and were left as \
+                     they were: their users sign in with a recovery code and enrol again",
+                    resealed.totp_unopenable
+                );
+            }
         }
         KeysAction::Retire { kid } => {
             let key = admin::retire(&store, tokens, &kid, now).await?;

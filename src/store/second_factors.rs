@@ -45,6 +45,32 @@ impl<C: ConnectionTrait> SecondFactors<'_, C> {
         totp_factor::Entity::find_by_id(user).one(self.db).await
     }
 
+    /// Every stored factor's user and sealed secret (`keys reseal`).
+    pub async fn all_totp_secrets(&self) -> Result<Vec<(Uuid, String)>, DbErr> {
+        let rows = totp_factor::Entity::find().all(self.db).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.user_id, row.secret_sealed))
+            .collect())
+    }
+
+    /// Replaces `user`'s sealed secret, if it is still `was` (`keys reseal`); whether it
+    /// changed.
+    pub async fn reseal_totp_secret(
+        &self,
+        user: Uuid,
+        was: &str,
+        sealed: String,
+    ) -> Result<bool, DbErr> {
+        let updated = totp_factor::Entity::update_many()
+            .col_expr(totp_factor::Column::SecretSealed, Expr::value(sealed))
+            .filter(totp_factor::Column::UserId.eq(user))
+            .filter(totp_factor::Column::SecretSealed.eq(was))
+            .exec(self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
     /// Deletes `user`'s pending factor, if any (an enabled one stays).
     pub async fn delete_pending_totp(&self, user: Uuid) -> Result<(), DbErr> {
         totp_factor::Entity::delete_many()

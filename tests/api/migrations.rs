@@ -38,6 +38,8 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
         "email_tokens",
         "mail_outbox",
         "mfa_tickets",
+        "passkey_challenges",
+        "passkeys",
         "recovery_codes",
         "refresh_tokens",
         "security_events",
@@ -50,8 +52,18 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
     let statuses = Migrator::get_migration_with_status(&db)
         .await
         .expect("status");
-    assert_eq!(statuses.len(), 11);
+    assert_eq!(statuses.len(), 12);
     assert!(statuses.iter().all(|m| m.status().to_string() == "Applied"));
+
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("the passkeys down");
+    let before_passkeys: Vec<_> = all
+        .iter()
+        .copied()
+        .filter(|t| !t.starts_with("passkey"))
+        .collect();
+    assert_eq!(tables(&db).await, before_passkeys);
 
     let before_second_factors = [
         "email_tokens",

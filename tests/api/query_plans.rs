@@ -1,17 +1,18 @@
-//! The lookups by token hash (refresh tokens, mailed tokens, MFA tickets) use their unique
-//! indexes on every backend, with the parameter typed as the server binds it (a Rust
+//! The lookups by hash (refresh tokens, mailed tokens, MFA tickets, passkey challenges and
+//! passkeys' credential ids) use their unique indexes on every backend, with the parameter typed as the server binds it (a Rust
 //! string: `text` on PostgreSQL). On PostgreSQL the columns were `char(64)`, which a `text`
 //! parameter cannot use the index of: every refresh and every mailed link read its whole
-//! table. Hashes are `varchar(64)` since (`migration` 000010, and 000011 for the tickets).
+//! table. Hashes are `varchar(64)` since (`migration` 000010, 000011 for the tickets, 000012
+//! for the passkeys).
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
 use crate::backend_tests;
 use crate::helpers::*;
 
-/// The plan of `SELECT id FROM {table} WHERE token_hash = <a string parameter>`, one line
+/// The plan of `SELECT id FROM {table} WHERE {column} = <a string parameter>`, one line
 /// per row of the backend's EXPLAIN.
-async fn plan(db: &DatabaseConnection, backend: Backend, table: &str) -> String {
+async fn plan(db: &DatabaseConnection, backend: Backend, table: &str, column: &str) -> String {
     let explain = |sql: String| async move {
         let rows = db
             .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -47,7 +48,7 @@ async fn plan(db: &DatabaseConnection, backend: Backend, table: &str) -> String 
                 .await
                 .expect("set");
             db.execute_unprepared(&format!(
-                "PREPARE lookup_{table}(text) AS SELECT id FROM {table} WHERE token_hash = $1"
+                "PREPARE lookup_{table}(text) AS SELECT id FROM {table} WHERE {column} = $1"
             ))
             .await
             .expect("prepare");
@@ -58,13 +59,13 @@ async fn plan(db: &DatabaseConnection, backend: Backend, table: &str) -> String 
         }
         Backend::Mysql => {
             explain(format!(
-                "EXPLAIN SELECT id FROM {table} WHERE token_hash = '0123456789abcdef'"
+                "EXPLAIN SELECT id FROM {table} WHERE {column} = '0123456789abcdef'"
             ))
             .await
         }
         Backend::Sqlite => {
             explain(format!(
-                "EXPLAIN QUERY PLAN SELECT id FROM {table} WHERE token_hash = '0123456789abcdef'"
+                "EXPLAIN QUERY PLAN SELECT id FROM {table} WHERE {column} = '0123456789abcdef'"
             ))
             .await
         }
@@ -77,9 +78,15 @@ async fn lookups_by_token_hash_use_their_unique_index(backend: Backend) {
     let mut options = sea_orm::ConnectOptions::new(app.database_url.clone());
     options.max_connections(1).min_connections(1);
     let db = Database::connect(options).await.expect("connect");
-    for table in ["refresh_tokens", "email_tokens", "mfa_tickets"] {
-        let plan = plan(&db, backend, table).await;
-        let index = format!("uq_{table}_token_hash");
+    for (table, column) in [
+        ("refresh_tokens", "token_hash"),
+        ("email_tokens", "token_hash"),
+        ("mfa_tickets", "token_hash"),
+        ("passkey_challenges", "token_hash"),
+        ("passkeys", "credential_hash"),
+    ] {
+        let plan = plan(&db, backend, table, column).await;
+        let index = format!("uq_{table}_{column}");
         // MySQL/MariaDB read a unique-index lookup before planning the rest; finding no
         // row (the tables are empty) it says so instead of naming the index.
         let const_lookup = backend == Backend::Mysql

@@ -57,7 +57,7 @@ impl MfaKeys {
             _ => settings.refresh_secret.expose_secret().as_bytes().to_vec(),
         };
         Self {
-            seal: Sealer::derived(&sealing_secret, b"totp-secret-seal-v1"),
+            seal: totp_seal(&sealing_secret),
             mac_key: settings.refresh_secret.expose_secret().as_bytes().to_vec(),
             issuer: settings.issuer.clone(),
         }
@@ -119,6 +119,12 @@ impl MfaKeys {
         }
         hex(&mac.finalize().into_bytes())
     }
+}
+
+/// The seal of TOTP secrets under `key_encryption_key` (`keys reseal` opens them under one
+/// and seals them under another).
+pub fn totp_seal(key_encryption_key: &[u8]) -> Sealer {
+    Sealer::derived(key_encryption_key, b"totp-secret-seal-v1")
 }
 
 /// Ten fresh recovery codes, shown as `xxxx-xxxx-xxxx-xxxx`.

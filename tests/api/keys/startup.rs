@@ -12,6 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 
+use auth_server::auth::totp::code_of_base32;
+
 use super::{KEK, kid_of, kids, pem, run_binary, verify_outside};
 use crate::helpers::{PASSWORD, Tokens};
 use crate::server_process::{ServerProcess, spawn};
@@ -91,6 +93,31 @@ async fn register(server: &ServerProcess, email: &str) -> Tokens {
     .await;
     assert!(body["errors"].is_null(), "register failed: {body}");
     Tokens::from_payload(&body["data"]["register"])
+}
+
+/// Enrols and confirms TOTP for the holder of `access`; the secret, as `enrollTotp` shows it.
+async fn enrol_totp(server: &ServerProcess, access: &str) -> String {
+    let enrolment = graphql(
+        server,
+        "mutation { enrollTotp { secret } }",
+        json!({}),
+        Some(access),
+    )
+    .await;
+    let secret = enrolment["data"]["enrollTotp"]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("enrollTotp failed: {enrolment}"))
+        .to_owned();
+    let code = code_of_base32(&secret, chrono::Utc::now()).expect("a code");
+    let confirmed = graphql(
+        server,
+        "mutation($c: String!) { confirmTotp(code: $c) }",
+        json!({"c": code}),
+        Some(access),
+    )
+    .await;
+    assert!(confirmed["errors"].is_null(), "confirmTotp failed: {confirmed}");
+    secret
 }
 
 /// Whether `token` passes `me` on `server` as the account `user_id`.
@@ -254,6 +281,8 @@ async fn keys_reseal_moves_every_key_to_a_new_key_encryption_key_all_or_nothing(
     let published = kids(&jwks_of(&server).await);
     assert_eq!(published.len(), 2, "{published:?}");
     let tokens = register(&server, "ada@example.com").await;
+    // TOTP secrets are sealed under the same key-encryption key.
+    let secret = enrol_totp(&server, &tokens.access).await;
     drop(server);
 
     // Refusals change nothing: no new key, a short one, the same one.
@@ -276,6 +305,11 @@ async fn keys_reseal_moves_every_key_to_a_new_key_encryption_key_all_or_nothing(
     let mut expected = published.clone();
     expected.sort();
     assert_eq!(resealed, expected, "every key, by kid");
+    assert!(
+        out.stderr.contains("and 1 TOTP secret(s)"),
+        "the TOTP secret is resealed too: {}",
+        out.stderr
+    );
 
     // The new key-encryption key opens the table: the same keys, the same tokens.
     let other = env(&PRODUCTION, &[("KEY_ENCRYPTION_KEY", OTHER_KEK)]);
@@ -284,6 +318,34 @@ async fn keys_reseal_moves_every_key_to_a_new_key_encryption_key_all_or_nothing(
     assert!(
         me_ok(&server, &tokens.access, &tokens.user_id).await,
         "a token signed before the reseal still verifies"
+    );
+    // The TOTP secret opens under the new key: a login with a code goes through (before
+    // the reseal learnt TOTP, this was INTERNAL_SERVER_ERROR: the secret stayed sealed
+    // under the old key).
+    let ticket = graphql(
+        &server,
+        "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+        json!({"i": {"email": "ada@example.com", "password": PASSWORD}}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ticket["errors"][0]["extensions"]["code"], "MFA_REQUIRED",
+        "{ticket}"
+    );
+    // The step after the one `confirmTotp` spent: accepted within ±1 of now, and unused.
+    let code = code_of_base32(&secret, chrono::Utc::now() + chrono::Duration::seconds(30))
+        .expect("a code");
+    let verified = graphql(
+        &server,
+        "mutation($t: String!, $c: String!) { verifyMfa(mfaToken: $t, code: $c) { user { id } } }",
+        json!({"t": ticket["errors"][0]["extensions"]["mfaToken"], "c": code}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        verified["data"]["verifyMfa"]["user"]["id"], tokens.user_id.as_str(),
+        "{verified}"
     );
     drop(server);
     // The old one no longer does.

@@ -7,6 +7,7 @@ use super::material::{KeyError, KeyPair, SigningAlgorithm};
 use super::ring::{LoadError, key_sealer, open, row, seal};
 use super::schedule::{KeyState, Timeline, timelines};
 use crate::auth::events::{Client, Event, EventKind};
+use crate::auth::tokens::mfa::totp_seal;
 use crate::config::{KeySource, TokenSettings};
 use crate::entity::signing_key;
 use crate::error::AuthError;
@@ -173,14 +174,27 @@ pub async fn retire(
     Ok(info(&rows[index], &after[index], now))
 }
 
+/// What `keys reseal` sealed again.
+#[derive(Debug)]
+pub struct Resealed {
+    /// The signing keys, in the order of `keys list`.
+    pub kids: Vec<String>,
+    /// TOTP secrets sealed again.
+    pub totp_secrets: usize,
+    /// TOTP secrets that did not open under `KEY_ENCRYPTION_KEY` either, left as they were
+    /// (unusable before and after: their users sign in with a recovery code).
+    pub totp_unopenable: usize,
+}
+
 /// Seals every stored private key again under `new_key_encryption_key`, in one transaction:
 /// every row or none. A row that does not open under `KEY_ENCRYPTION_KEY`, or a key added
-/// meanwhile, stops it with nothing written. The kids, in the order of `keys list`.
+/// meanwhile, stops it with nothing written. The TOTP secrets, sealed under the same
+/// key-encryption key, are sealed again in the same transaction.
 pub async fn reseal(
     store: &Store,
     settings: &TokenSettings,
     new_key_encryption_key: &[u8],
-) -> Result<Vec<String>, AdminError> {
+) -> Result<Resealed, AdminError> {
     let current = stored_only(settings)?;
     if new_key_encryption_key.len() < crate::config::MIN_SECRET_BYTES {
         return Err(AdminError::NewKey(format!(
@@ -224,8 +238,29 @@ pub async fn reseal(
                 .to_owned(),
         ));
     }
+    let (old_totp, new_totp) = (totp_seal(current), totp_seal(new_key_encryption_key));
+    let (mut totp_secrets, mut totp_unopenable) = (0, 0);
+    for (user, sealed) in write.second_factors().all_totp_secrets().await? {
+        let Ok(plain) = old_totp.open_bound(&sealed, user.as_bytes()) else {
+            totp_unopenable += 1;
+            continue;
+        };
+        let again = new_totp.seal_bound(&plain, user.as_bytes());
+        // In the write transaction: a concurrent enrolment waits for it or went first.
+        if write
+            .second_factors()
+            .reseal_totp_secret(user, &sealed, again)
+            .await?
+        {
+            totp_secrets += 1;
+        }
+    }
     store.commit_write(write).await.map_err(write_error)?;
-    Ok(resealed.into_iter().map(|(kid, _)| kid).collect())
+    Ok(Resealed {
+        kids: resealed.into_iter().map(|(kid, _)| kid).collect(),
+        totp_secrets,
+        totp_unopenable,
+    })
 }
 
 /// A failed write transaction, with its cause (the operator reads it).
