@@ -92,7 +92,11 @@ impl MigrationTrait for Migration {
                     // foreign key: a signup's account does not exist yet.
                     .col(ColumnDef::new(PasskeyChallenges::UserId).uuid().null())
                     // A signup's address and username, checked again at its finish.
-                    .col(ColumnDef::new(PasskeyChallenges::Email).string_len(255).null())
+                    .col(
+                        ColumnDef::new(PasskeyChallenges::Email)
+                            .string_len(255)
+                            .null(),
+                    )
                     .col(
                         ColumnDef::new(PasskeyChallenges::Username)
                             .string_len(64)

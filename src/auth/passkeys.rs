@@ -163,7 +163,11 @@ impl AuthService {
         if write.passkeys().count_of_user(user).await? >= MAX_PASSKEYS {
             return abort(write, AuthError::InvalidPasskey).await;
         }
-        if let Err(e) = write.passkeys().insert(new_passkey(&info, user, &passkey)?).await {
+        if let Err(e) = write
+            .passkeys()
+            .insert(new_passkey(&info, user, &passkey)?)
+            .await
+        {
             write.rollback().await?;
             // Registered before, to this account or another: webauthn-rs asks every
             // server to refuse a credential id twice.
@@ -237,23 +241,21 @@ impl AuthService {
             .await?
             .filter(|row| row.user_id == user)
         else {
-            self.passkey_failure(None, client, "unknown_credential").await;
+            self.passkey_failure(None, client, "unknown_credential")
+                .await;
             return Err(AuthError::InvalidPasskey);
         };
         let mut passkey: Passkey = open_state(&row.credential)?;
-        let verified = match webauthn.finish_discoverable_authentication_v2(
-            &credential,
-            state,
-            &passkey,
-        ) {
-            Ok(verified) => verified,
-            Err(e) => {
-                let _ = refused("login", e);
-                self.passkey_failure(Some(user), client, "verification_failed")
-                    .await;
-                return Err(AuthError::InvalidPasskey);
-            }
-        };
+        let verified =
+            match webauthn.finish_discoverable_authentication_v2(&credential, state, &passkey) {
+                Ok(verified) => verified,
+                Err(e) => {
+                    let _ = refused("login", e);
+                    self.passkey_failure(Some(user), client, "verification_failed")
+                        .await;
+                    return Err(AuthError::InvalidPasskey);
+                }
+            };
         passkey.update_credential(&verified);
         let updated = serde_json::to_string(&passkey).map_err(AuthError::internal)?;
         let write = self.store.begin_write().await?;
@@ -383,7 +385,9 @@ impl AuthService {
         let at = self.now();
         let challenge = self.spend_challenge(challenge_id, SIGNUP, at).await?;
         let (Some(user), Some(email)) = (challenge.user_id, challenge.email.as_deref()) else {
-            return Err(AuthError::internal_msg("a signup challenge without its account"));
+            return Err(AuthError::internal_msg(
+                "a signup challenge without its account",
+            ));
         };
         let email = Email::parse(email)?;
         let username = challenge
@@ -424,7 +428,11 @@ impl AuthService {
             }
             return Err(e.into());
         }
-        if let Err(e) = write.passkeys().insert(new_passkey(&info, user, &passkey)?).await {
+        if let Err(e) = write
+            .passkeys()
+            .insert(new_passkey(&info, user, &passkey)?)
+            .await
+        {
             write.rollback().await?;
             return Err(if is_unique_violation(&e) {
                 AuthError::InvalidPasskey

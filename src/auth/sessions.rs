@@ -174,11 +174,7 @@ impl AuthService {
             .second_factors()
             .delete_expired_tickets(at)
             .await?;
-        let ceremonies = self
-            .store
-            .passkeys()
-            .delete_expired_challenges(at)
-            .await?;
+        let ceremonies = self.store.passkeys().delete_expired_challenges(at).await?;
         let sessions = self.store.sessions().delete_dead_before(at - keep).await?;
         let events = self.purge_security_events().await?;
         Ok(tokens + mailed + tickets + ceremonies + sessions + events)

@@ -9,8 +9,8 @@ mod introspection;
 mod lifecycle;
 mod mutation;
 mod operations;
-mod query;
 mod passkeys;
+mod query;
 mod second_factor;
 mod types;
 

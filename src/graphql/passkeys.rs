@@ -16,7 +16,10 @@ impl PasskeyMutation {
     /// `navigator.credentials.create()`, then the credential to
     /// `finishPasskeyRegistration`. `PASSKEYS_DISABLED` when the server has no relying party.
     #[graphql(guard = "Authenticated")]
-    async fn begin_passkey_registration(&self, ctx: &Context<'_>) -> Result<PasskeyChallengeObject> {
+    async fn begin_passkey_registration(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<PasskeyChallengeObject> {
         let auth = auth(ctx)?;
         let principal = request(ctx)?.principal(auth).await?;
         Ok(auth.begin_passkey_registration(&principal).await?.into())

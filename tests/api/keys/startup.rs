@@ -116,7 +116,10 @@ async fn enrol_totp(server: &ServerProcess, access: &str) -> String {
         Some(access),
     )
     .await;
-    assert!(confirmed["errors"].is_null(), "confirmTotp failed: {confirmed}");
+    assert!(
+        confirmed["errors"].is_null(),
+        "confirmTotp failed: {confirmed}"
+    );
     secret
 }
 
@@ -344,7 +347,8 @@ async fn keys_reseal_moves_every_key_to_a_new_key_encryption_key_all_or_nothing(
     )
     .await;
     assert_eq!(
-        verified["data"]["verifyMfa"]["user"]["id"], tokens.user_id.as_str(),
+        verified["data"]["verifyMfa"]["user"]["id"],
+        tokens.user_id.as_str(),
         "{verified}"
     );
     drop(server);
