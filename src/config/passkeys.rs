@@ -141,6 +141,8 @@ fn parse_rp_id(raw: &str) -> Result<String, ConfigError> {
     let labels_ok = id.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
             && label
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-')

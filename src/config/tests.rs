@@ -578,3 +578,99 @@ fn a_max_depth_the_parser_never_reaches_is_warned_about() {
     assert_eq!(s.graphql.max_depth, 60, "still accepted as before");
     assert_eq!(depth_warnings(&s), 1, "{:?}", s.warnings);
 }
+
+#[test]
+fn the_relying_party_defaults_to_app_url() {
+    let s = Settings::defaults();
+    let passkeys = s.passkeys.expect("passkeys on by default");
+    assert_eq!(passkeys.rp_id, "localhost");
+    let origins: Vec<&str> = passkeys.origins.iter().map(url::Url::as_str).collect();
+    assert_eq!(origins, ["http://localhost:3000/"]);
+    assert_eq!(passkeys.rp_name, "auth-server");
+
+    // A path in APP_URL is not part of the origin.
+    let s = from(&[("APP_URL", "https://app.example.com:8443/base")]).unwrap();
+    let passkeys = s.passkeys.unwrap();
+    assert_eq!(passkeys.rp_id, "app.example.com");
+    assert_eq!(
+        passkeys.origins[0].as_str(),
+        "https://app.example.com:8443/"
+    );
+}
+
+#[test]
+fn the_relying_party_can_cover_several_front_ends_of_one_domain() {
+    let s = from(&[
+        ("WEBAUTHN_RP_ID", "Example.com"),
+        (
+            "WEBAUTHN_ORIGINS",
+            "https://app.example.com, https://example.com,https://admin.example.com:8443",
+        ),
+        ("WEBAUTHN_RP_NAME", "Example Accounts"),
+    ])
+    .unwrap();
+    let passkeys = s.passkeys.unwrap();
+    assert_eq!(passkeys.rp_id, "example.com");
+    assert_eq!(passkeys.origins.len(), 3);
+    assert_eq!(passkeys.rp_name, "Example Accounts");
+}
+
+#[test]
+fn a_relying_party_browsers_would_refuse_stops_the_start() {
+    // An origin off the id's domain, or on a domain that merely ends like it.
+    for origins in ["https://other.com", "https://notexample.com"] {
+        let err = from(&[
+            ("WEBAUTHN_RP_ID", "example.com"),
+            ("WEBAUTHN_ORIGINS", origins),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "WEBAUTHN_ORIGINS", "{origins}: {err}");
+    }
+    // Not a domain: a scheme, a port, an IP address, an empty label.
+    for id in [
+        "https://example.com",
+        "example.com:443",
+        "127.0.0.1",
+        "a..b",
+        "-",
+    ] {
+        let err = from(&[("WEBAUTHN_RP_ID", id)]).unwrap_err();
+        assert_eq!(err.var, "WEBAUTHN_RP_ID", "{id}: {err}");
+    }
+    // Not an origin: a path, a query, credentials, another scheme.
+    for origin in [
+        "https://example.com/login",
+        "https://example.com/?a=b",
+        "https://user:pw@example.com",
+        "ftp://example.com",
+        "example.com",
+    ] {
+        let err = from(&[
+            ("WEBAUTHN_RP_ID", "example.com"),
+            ("WEBAUTHN_ORIGINS", origin),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "WEBAUTHN_ORIGINS", "{origin}: {err}");
+    }
+    let err = from(&[("WEBAUTHN_RP_NAME", "two\nlines")]).unwrap_err();
+    assert_eq!(err.var, "WEBAUTHN_RP_NAME");
+}
+
+#[test]
+fn an_app_url_on_an_ip_address_turns_passkeys_off_with_a_warning() {
+    let s = from(&[("APP_URL", "http://192.168.1.10:3000")]).unwrap();
+    assert!(s.passkeys.is_none());
+    assert!(
+        s.warnings.iter().any(|w| w.contains("passkeys are off")),
+        "{:?}",
+        s.warnings
+    );
+    // Naming the relying party turns them on again.
+    let s = from(&[
+        ("APP_URL", "http://192.168.1.10:3000"),
+        ("WEBAUTHN_RP_ID", "example.com"),
+        ("WEBAUTHN_ORIGINS", "https://example.com"),
+    ])
+    .unwrap();
+    assert_eq!(s.passkeys.unwrap().rp_id, "example.com");
+}
