@@ -25,6 +25,7 @@ mod metrics;
 mod mfa;
 mod migration_race;
 mod migrations;
+mod passkeys;
 mod production_exposure;
 mod purge;
 mod query_plans;
