@@ -363,7 +363,8 @@ export type SecurityEvent = {
    * `register`, `login`, `refresh_reuse`, `logout`, `logout_all`, `session_revoked`,
    * `password_check`, `password_changed`, `password_reset`, `email_verified`,
    * `email_changed`, `account_deleted`, `rate_limited`, `totp_enrolled`,
-   * `totp_enabled`, `totp_disabled`, `mfa_code`.
+   * `totp_enabled`, `totp_disabled`, `mfa_code`, `passkey_added`, `passkey_removed`
+   * (a passkey login or signup is a `login` or `register` with the detail `passkey`).
    */
   kind: Scalars['String']['output'];
   /** `success` or `failure`. */
