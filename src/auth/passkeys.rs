@@ -160,6 +160,9 @@ impl AuthService {
             last_used_at: None,
         };
         let write = self.store.begin_write().await?;
+        // Before the count: two finishes must not both see room for one more (and on
+        // SQLite the first statement writes, taking the write lock at once).
+        write.passkeys().lock_owner(user).await?;
         if write.passkeys().count_of_user(user).await? >= MAX_PASSKEYS {
             return abort(write, AuthError::InvalidPasskey).await;
         }
@@ -322,6 +325,10 @@ impl AuthService {
             write.rollback().await?;
             return Ok(false);
         }
+        // Before the count, so two removals do not both count the other's passkey as left;
+        // after the delete, so a login holding this passkey's row and then waiting for the
+        // account's (MySQL's foreign-key check of its session) does not deadlock with us.
+        write.passkeys().lock_owner(user).await?;
         let passwordless = write
             .users()
             .credentials_by_id(user)

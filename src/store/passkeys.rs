@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Store, Write};
-use crate::entity::{passkey, passkey_challenge};
+use crate::entity::{passkey, passkey_challenge, user};
 
 /// A passkey row about to be inserted.
 pub struct NewPasskey {
@@ -69,6 +69,19 @@ impl<C: ConnectionTrait> Passkeys<'_, C> {
             .filter(passkey::Column::UserId.eq(user))
             .count(self.db)
             .await
+    }
+
+    /// Locks `user`'s row until the transaction ends, with a write that changes nothing:
+    /// a row lock on PostgreSQL (`FOR NO KEY UPDATE`, which the passkeys' foreign key does
+    /// not wait for) and MySQL, SQLite's write lock. Writes that count an account's passkeys
+    /// then count one after the other, each seeing what the one before committed.
+    pub async fn lock_owner(&self, user: Uuid) -> Result<(), DbErr> {
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt))
+            .filter(user::Column::Id.eq(user))
+            .exec(self.db)
+            .await
+            .map(drop)
     }
 
     /// The passkey whose credential id hashes to `credential_hash`, of any account.

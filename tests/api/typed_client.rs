@@ -10,6 +10,7 @@
 //! `second_factor.rs`.
 
 mod lifecycle;
+mod passkeys;
 mod second_factor;
 mod sessions;
 
