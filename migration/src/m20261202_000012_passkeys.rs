@@ -120,6 +120,17 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // A new registration drops the account's oldest pending ones beyond five.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_passkey_challenges_user_purpose")
+                    .table(PasskeyChallenges::Table)
+                    .col(PasskeyChallenges::UserId)
+                    .col(PasskeyChallenges::Purpose)
+                    .to_owned(),
+            )
+            .await?;
         // The purge deletes expired challenges.
         manager
             .create_index(

@@ -47,6 +47,8 @@ use crate::store::{NewPasskey, NewPasskeyChallenge, NewUser, is_unique_violation
 /// How long a ceremony may take between its begin and its finish (the options ask the
 /// browser for the same).
 pub const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
+/// Registrations one account may have begun and not finished; a new one drops the oldest.
+pub const MAX_PENDING_REGISTRATIONS: u64 = 5;
 /// Passkeys one account may hold.
 pub const MAX_PASSKEYS: u64 = 20;
 /// The longest name a passkey may have, in characters.
@@ -102,7 +104,8 @@ impl AuthService {
     }
 
     /// Begins adding a passkey to the caller's account; credentials it has already are
-    /// excluded (an authenticator holding one refuses to make another).
+    /// excluded (an authenticator holding one refuses to make another). Beyond
+    /// [`MAX_PENDING_REGISTRATIONS`] pending for the account, the oldest is dropped.
     pub async fn begin_passkey_registration(
         &self,
         caller: &Principal,
@@ -488,6 +491,13 @@ impl AuthService {
         let challenge_id = self.keys.mfa.new_ticket();
         let at = self.now();
         self.store.ensure_file()?;
+        if let (REGISTER, Some(user)) = (purpose, user) {
+            // A session cannot pile up pending registrations: the oldest make room.
+            self.store
+                .passkeys()
+                .keep_newest_challenges(user, REGISTER, MAX_PENDING_REGISTRATIONS - 1)
+                .await?;
+        }
         self.store
             .passkeys()
             .insert_challenge(NewPasskeyChallenge {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -184,6 +184,38 @@ impl<C: ConnectionTrait> Passkeys<'_, C> {
             .exec(self.db)
             .await?;
         Ok(deleted.rows_affected == 1)
+    }
+
+    /// Deletes `user`'s challenges for `purpose` but the newest `keep`.
+    pub async fn keep_newest_challenges(
+        &self,
+        user: Uuid,
+        purpose: &str,
+        keep: u64,
+    ) -> Result<(), DbErr> {
+        // No OFFSET alone (SQLite and MySQL want a LIMIT with it): the newest few ids,
+        // the first `keep` of them skipped here. Begins keep it at `keep` + 1 between them,
+        // so the limit is only a bound on what concurrent begins could leave.
+        let newest: Vec<Uuid> = passkey_challenge::Entity::find()
+            .select_only()
+            .column(passkey_challenge::Column::Id)
+            .filter(passkey_challenge::Column::UserId.eq(user))
+            .filter(passkey_challenge::Column::Purpose.eq(purpose))
+            .order_by_desc(passkey_challenge::Column::CreatedAt)
+            .order_by_desc(passkey_challenge::Column::Id)
+            .limit(keep + 256)
+            .into_tuple()
+            .all(self.db)
+            .await?;
+        let older: Vec<Uuid> = newest.into_iter().skip(keep as usize).collect();
+        if older.is_empty() {
+            return Ok(());
+        }
+        passkey_challenge::Entity::delete_many()
+            .filter(passkey_challenge::Column::Id.is_in(older))
+            .exec(self.db)
+            .await
+            .map(drop)
     }
 
     /// Deletes challenges that expired before `at`; returns how many.

@@ -1066,7 +1066,42 @@ async fn concurrent_registrations_stop_at_20_passkeys(backend: Backend) {
     assert_eq!(passkeys(&app, &ada.access).await.len(), 20);
 }
 
+/// A session cannot pile up pending registrations: past five, each begin drops the oldest.
+async fn pending_registrations_are_bounded_per_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.register_ok("ada@example.com").await;
+    let mut begun = Vec::new();
+    for _ in 0..7 {
+        begun.push(begin_registration(&app, &ada.access).await);
+    }
+    // Another account's pending registration is not the first's to drop.
+    let bob = app.register_ok("bob@example.com").await;
+    let bobs = begin_registration(&app, &bob.access).await;
+    for _ in 0..6 {
+        begin_registration(&app, &ada.access).await;
+    }
+    let mut key = Authenticator::new();
+    let made = key.register(&bobs.options, ORIGIN);
+    finish_registration(&app, &bob.access, &bobs.id, &made, None)
+        .await
+        .expect_success();
+    // Of Ada's thirteen, the oldest eight are gone, whatever their credential.
+    for challenge in &begun {
+        let made = Authenticator::new().register(&challenge.options, ORIGIN);
+        finish_registration(&app, &ada.access, &challenge.id, &made, None)
+            .await
+            .expect_only_error("INVALID_TOKEN");
+    }
+    let newest = begin_registration(&app, &ada.access).await;
+    let made = Authenticator::new().register(&newest.options, ORIGIN);
+    finish_registration(&app, &ada.access, &newest.id, &made, None)
+        .await
+        .expect_success();
+    assert_eq!(passkeys(&app, &ada.access).await.len(), 1);
+}
+
 backend_tests!(
+    pending_registrations_are_bounded_per_account,
     a_passkey_added_to_a_password_account_logs_in_with_amr_hwk_mfa,
     a_passkey_login_skips_the_totp_step_a_password_login_asks_for,
     a_passkey_signup_opens_an_account_without_a_password,
