@@ -16,6 +16,10 @@
 //!                                   secret replaces it        MFA_ALREADY_ENABLED
 //! ```
 
+mod qr;
+
+pub use qr::svg as qr_code_svg;
+
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use totp_rs::{Algorithm, Builder, Totp};
@@ -44,6 +48,8 @@ pub struct TotpEnrollment {
     pub secret: String,
     /// `otpauth://totp/{issuer}:{email}?secret=…&issuer=…`, for a QR code.
     pub otpauth_uri: String,
+    /// That URI's QR code, as SVG.
+    pub qr_code_svg: String,
 }
 
 /// The totp-rs generator of `secret`, with the apps' defaults and a skew of one step.
@@ -116,9 +122,13 @@ impl AuthService {
             label_part(&caller.account.email),
         )
         .ok_or_else(|| AuthError::internal_msg("TOTP parameters refused"))?;
+        let otpauth_uri = totp.to_url().map_err(AuthError::internal)?;
+        let qr_code_svg = qr::svg(&otpauth_uri)
+            .ok_or_else(|| AuthError::internal_msg("the otpauth URI does not fit a QR code"))?;
         let enrollment = TotpEnrollment {
             secret: totp.secret().to_base32(),
-            otpauth_uri: totp.to_url().map_err(AuthError::internal)?,
+            otpauth_uri,
+            qr_code_svg,
         };
         let at = self.now();
         let write = self.store.begin_write().await?;

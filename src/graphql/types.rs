@@ -60,6 +60,9 @@ pub struct TotpEnrollment {
     /// `otpauth://totp/...`: the Key URI authenticator apps read from a QR code (SHA-1,
     /// 6 digits, 30 s).
     pub otpauth_uri: String,
+    /// `otpauthUri` as a QR code: an SVG document (a square `viewBox` in module units, black
+    /// on white with the quiet zone), to show for the app to scan; size it with CSS.
+    pub qr_code_svg: String,
 }
 
 impl From<crate::auth::TotpEnrollment> for TotpEnrollment {
@@ -67,6 +70,7 @@ impl From<crate::auth::TotpEnrollment> for TotpEnrollment {
         Self {
             secret: e.secret,
             otpauth_uri: e.otpauth_uri,
+            qr_code_svg: e.qr_code_svg,
         }
     }
 }

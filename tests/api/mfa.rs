@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use auth_server::Collaborators;
-use auth_server::auth::totp::code_of_base32;
+use auth_server::auth::totp::{code_of_base32, qr_code_svg};
 use auth_server::clock::ManualClock;
 use auth_server::config::{LimitStore, RedisFailure, RedisSettings};
 use base64::Engine;
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::helpers::*;
 
-const ENROLL: &str = "mutation { enrollTotp { secret otpauthUri } }";
+const ENROLL: &str = "mutation { enrollTotp { secret otpauthUri qrCodeSvg } }";
 const CONFIRM: &str = "mutation($code: String!) { confirmTotp(code: $code) }";
 const DISABLE: &str = "mutation($password: String!) { disableTotp(password: $password) }";
 const STEP: Duration = Duration::from_secs(30);
@@ -124,6 +124,13 @@ async fn enrolling_confirming_and_verifying_a_code_signs_in_with_amr_pwd_otp(bac
     );
     assert!(uri.contains(&format!("secret={secret}")), "{uri}");
     assert!(uri.contains("issuer=auth-server"), "{uri}");
+    // The URI's QR code (that it reads back as the URI is `auth::totp::qr`'s unit test).
+    let qr = enrolment.data("enrollTotp")["qrCodeSvg"].as_str().unwrap();
+    assert_eq!(qr, qr_code_svg(uri).unwrap());
+    assert!(
+        qr.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{qr}"
+    );
     // Pending: login is unchanged until confirmed.
     assert!(!mfa_enabled(&app, &tokens.access).await);
     app.login_email("ada@example.com", PASSWORD)
