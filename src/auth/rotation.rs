@@ -18,10 +18,10 @@ use chrono::{DateTime, Utc};
 
 use super::events::Client;
 use super::tokens::{Amr, RefreshToken};
-use super::{AuthService, Issued};
+use super::{Account, AuthService, Issued};
 use crate::entity::{refresh_token, session};
 use crate::error::AuthError;
-use crate::store::{Rotated, Rotation};
+use crate::store::{FoundRefresh, Rotated, Rotation};
 
 /// What a presented refresh token is, at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,26 +76,26 @@ impl AuthService {
             return ("invalid", Err(AuthError::InvalidRefreshToken));
         };
         let at = self.now();
-        let (row, session) = match self.find_refresh(&token).await {
+        let found = match self.find_refresh(&token).await {
             Ok(found) => found,
             Err(AuthError::InvalidRefreshToken) => {
                 return ("invalid", Err(AuthError::InvalidRefreshToken));
             }
             Err(e) => return ("error", Err(e)),
         };
-        match judge_refresh(&row, &session, at, self.reuse_grace) {
+        match judge_refresh(&found.token, &found.session, at, self.reuse_grace) {
             Presented::SessionDead | Presented::Expired => {
                 ("invalid", Err(AuthError::InvalidRefreshToken))
             }
-            Presented::Live => match self.rotate(&token, &row, &session, at, client).await {
+            Presented::Live => match self.rotate(&token, &found, at, client).await {
                 Ok(Some(issued)) => ("rotated", Ok(issued)),
                 // Another request spent it a moment ago (at `at`, so inside any grace
                 // window): treat it like a retry.
-                Ok(None) => self.grace(&token, &session, at).await,
+                Ok(None) => self.grace(&token, found, at).await,
                 Err(e) => (outcome_of(&e), Err(e)),
             },
-            Presented::InGrace => self.grace(&token, &session, at).await,
-            Presented::Reused => match self.revoke_for_reuse(&session, client).await {
+            Presented::InGrace => self.grace(&token, found, at).await,
+            Presented::Reused => match self.revoke_for_reuse(&found.session, client).await {
                 Ok(()) => ("reuse_revoked", Err(AuthError::InvalidRefreshToken)),
                 Err(e) => ("error", Err(e)),
             },
@@ -106,20 +106,24 @@ impl AuthService {
     async fn grace(
         &self,
         token: &RefreshToken,
-        session: &session::Model,
+        found: FoundRefresh,
         at: DateTime<Utc>,
     ) -> (&'static str, Result<Issued, AuthError>) {
-        match self.reissue_successor(token, session, at).await {
+        match self
+            .reissue_successor(token, &found.session, found.account, at)
+            .await
+        {
             Ok(issued) => ("grace", Ok(issued)),
             Err(e) => (outcome_of(&e), Err(e)),
         }
     }
 
-    /// The stored token and its session; unknown tokens are `INVALID_REFRESH_TOKEN`.
+    /// The stored token, its session and the session's account; unknown tokens are
+    /// `INVALID_REFRESH_TOKEN`.
     pub(super) async fn find_refresh(
         &self,
         token: &RefreshToken,
-    ) -> Result<(refresh_token::Model, session::Model), AuthError> {
+    ) -> Result<FoundRefresh, AuthError> {
         self.store
             .refresh_tokens()
             .find_with_session(self.keys.hash(token))
@@ -127,17 +131,18 @@ impl AuthService {
             .ok_or(AuthError::InvalidRefreshToken)
     }
 
-    /// Spends `row` with one conditional update and stores its successor, in one
-    /// transaction (committed with others on SQLite: `crate::store::Store::rotate`).
-    /// `None` if another request spent it first.
+    /// Spends the token `found` with one conditional update and stores its successor, in
+    /// one transaction (committed with others on SQLite: `crate::store::Store::rotate`).
+    /// `None` if another request spent it first. The new access token names the account
+    /// as read with the token, a moment before.
     async fn rotate(
         &self,
         token: &RefreshToken,
-        row: &refresh_token::Model,
-        session: &session::Model,
+        found: &FoundRefresh,
         at: DateTime<Utc>,
         client: &Client,
     ) -> Result<Option<Issued>, AuthError> {
+        let (row, session) = (&found.token, &found.session);
         // The session keeps how it was authenticated through every rotation.
         let amr = Amr::from_stored(session.amr.as_deref());
         let successor = self.keys.successor(token);
@@ -150,8 +155,8 @@ impl AuthService {
             client: client.clone(),
         };
         match self.store.rotate(rotation).await? {
-            Rotated::Done(account) => self
-                .issue(account, row.session_id, successor, amr, at)
+            Rotated::Done => self
+                .issue(found.account.clone(), row.session_id, successor, amr, at)
                 .map(Some),
             Rotated::AlreadySpent => Ok(None),
             // Revoked between our read and our write.
@@ -160,11 +165,12 @@ impl AuthService {
     }
 
     /// Inside the grace window: hand back the successor that the first refresh stored,
-    /// if it is still the session's live token.
+    /// if it is still the session's live token (for `account`, read with the token).
     async fn reissue_successor(
         &self,
         token: &RefreshToken,
         session: &session::Model,
+        account: Account,
         at: DateTime<Utc>,
     ) -> Result<Issued, AuthError> {
         let successor = self.keys.successor(token);
@@ -176,8 +182,6 @@ impl AuthService {
         if !live {
             return Err(AuthError::InvalidRefreshToken);
         }
-        let account = self.store.users().of_session(session.id).await?;
-        let account = account.ok_or(AuthError::InvalidRefreshToken)?;
         let amr = Amr::from_stored(session.amr.as_deref());
         self.issue(account, session.id, successor, amr, at)
     }

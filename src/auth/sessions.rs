@@ -9,7 +9,7 @@ use super::tokens::{Amr, RefreshToken};
 use super::{Account, AuthService, Issued, Principal};
 use crate::entity::session;
 use crate::error::AuthError;
-use crate::store::Write;
+use crate::store::{FoundRefresh, Write};
 
 impl AuthService {
     /// Inserts a session of `client`, authenticated by `amr`, and its first refresh token,
@@ -131,7 +131,11 @@ impl AuthService {
     ) -> Result<session::Model, AuthError> {
         let token = RefreshToken::parse(raw).ok_or(AuthError::InvalidRefreshToken)?;
         let at = self.now();
-        let (row, session) = self.find_refresh(&token).await?;
+        let FoundRefresh {
+            token: row,
+            session,
+            ..
+        } = self.find_refresh(&token).await?;
         match judge_refresh(&row, &session, at, self.reuse_grace) {
             Presented::Live | Presented::InGrace => Ok(session),
             Presented::SessionDead | Presented::Expired => Err(AuthError::InvalidRefreshToken),

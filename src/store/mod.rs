@@ -28,7 +28,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, S
 pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;
 pub use passkeys::{NewPasskey, NewPasskeyChallenge, Passkeys};
-pub use refresh_tokens::RefreshTokens;
+pub use refresh_tokens::{FoundRefresh, RefreshTokens};
 pub use rotations::{Rotated, Rotation};
 pub use second_factors::{NewMfaTicket, SecondFactors};
 pub use security_events::{EventCursor, SecurityEvents};
@@ -47,6 +47,8 @@ pub struct Store {
     file: Option<Arc<DatabaseFile>>,
     /// The guard's read without the pool's thread hand-offs, on an SQLite file.
     inline: Option<sessions::InlineRead>,
+    /// The guard's read through sqlx directly, on PostgreSQL and MySQL/MariaDB.
+    server: Option<sessions::ServerRead>,
     /// Rotations committed in groups, on an SQLite file (see [`Store::with_group_commit`]).
     group_commit: Option<rotations::GroupCommit>,
 }
@@ -58,6 +60,7 @@ impl Store {
         Self {
             file: DatabaseFile::for_url(url).map(Arc::new),
             inline: sessions::InlineRead::for_url(url),
+            server: sessions::ServerRead::of(&db),
             group_commit: None,
             db,
         }
@@ -97,7 +100,7 @@ impl Store {
     }
 
     pub fn sessions(&self) -> Sessions<'_, DatabaseConnection> {
-        Sessions::on(&self.db, self.inline.as_ref())
+        Sessions::on(&self.db, self.inline.as_ref(), self.server.as_ref())
     }
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseConnection> {
@@ -168,7 +171,7 @@ impl Write {
 
     /// Sessions inside the transaction: never the inline read, which cannot see it.
     pub fn sessions(&self) -> Sessions<'_, DatabaseTransaction> {
-        Sessions::on(&self.txn, None)
+        Sessions::on(&self.txn, None, None)
     }
 
     /// Refresh tokens inside the transaction: never the inline read, which cannot see it.

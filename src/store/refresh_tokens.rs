@@ -2,11 +2,30 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    IdenStatic, JoinType, QueryFilter, QuerySelect, QueryTrait, RelationTrait, SelectA, SelectB,
+};
 use uuid::Uuid;
 
 use super::sessions::InlineRead;
-use crate::entity::{refresh_token, session};
+use super::users::{ACCOUNT_COLUMNS, AccountRow, account};
+use crate::auth::Account;
+use crate::entity::{refresh_token, session, user};
+
+/// How the pool's refresh read names the account's columns, beside sea-orm's `A_` (the
+/// token) and `B_` (the session).
+const ACCOUNT_PREFIX: &str = "C_";
+
+/// A refresh token found by its hash, with its session and the session's account, read
+/// together: a rotation then writes without reading the account again (one statement
+/// fewer on the SQLite group writer, one round trip fewer on MariaDB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRefresh {
+    pub token: refresh_token::Model,
+    pub session: session::Model,
+    pub account: Account,
+}
 
 /// A new refresh-token row's id: time-ordered (UUIDv7), so that every token inserted
 /// goes to the right-hand end of the primary key's index, where the tokens of one batch
@@ -50,26 +69,44 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
         .map(|_| ())
     }
 
-    /// The token stored under `token_hash` and its session, whatever their state.
+    /// The token stored under `token_hash`, its session and the session's account,
+    /// whatever their state.
     pub async fn find_with_session(
         &self,
         token_hash: String,
-    ) -> Result<Option<(refresh_token::Model, session::Model)>, DbErr> {
+    ) -> Result<Option<FoundRefresh>, DbErr> {
         if let Some(found) = self
             .inline
             .and_then(|inline| inline.refresh_with_session(&token_hash))
         {
             return Ok(found);
         }
-        let found = refresh_token::Entity::find()
+        // The token and its session as `find_also_related` names them (`A_…`, `B_…`),
+        // and the account's columns as `C_…`: no more of the user's row than that.
+        let mut select = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(token_hash))
             .find_also_related(session::Entity)
-            .one(self.db)
-            .await?;
-        Ok(match found {
-            Some((row, Some(session))) => Some((row, session)),
-            _ => None,
-        })
+            .join(JoinType::InnerJoin, session::Relation::User.def())
+            .limit(1);
+        for column in ACCOUNT_COLUMNS {
+            select = select.column_as(
+                Expr::col((user::Entity, column)),
+                format!("{ACCOUNT_PREFIX}{}", column.as_str()),
+            );
+        }
+        let statement = select.build(self.db.get_database_backend());
+        let Some(row) = self.db.query_one_raw(statement).await? else {
+            return Ok(None);
+        };
+        let names: Vec<String> = ACCOUNT_COLUMNS
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        Ok(Some(FoundRefresh {
+            token: refresh_token::Model::from_query_result(&row, SelectA.as_str())?,
+            session: session::Model::from_query_result(&row, SelectB.as_str())?,
+            account: account(row.try_get_many::<AccountRow>(ACCOUNT_PREFIX, &names)?),
+        }))
     }
 
     /// Spends token `id` at `at` with one conditional update; `false` if it was spent

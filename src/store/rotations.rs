@@ -1,5 +1,6 @@
-//! A refresh token's rotation as one write: spend it, extend its session, store its
-//! successor, and read the account the new access token names.
+//! A refresh token's rotation as one write: spend it, extend its session and store its
+//! successor. The account the new access token names was read with the token
+//! (`RefreshTokens::find_with_session`), so the write reads nothing more.
 //!
 //! On an SQLite file the rotations waiting at one moment commit together, each in its own
 //! savepoint, with one `fsync` ([`group_commit`]); on PostgreSQL each is one statement;
@@ -8,17 +9,14 @@
 
 mod group_commit;
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, IdenStatic, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
 use uuid::Uuid;
 
 pub(super) use group_commit::GroupCommit;
 
 use super::Store;
-use super::users::{ACCOUNT_COLUMNS, AccountRow, account};
-use crate::auth::{Account, Client};
+use crate::auth::Client;
 use crate::error::AuthError;
 
 /// One rotation: spend token `token` of session `session` at `at`, extend the session to
@@ -36,8 +34,8 @@ pub struct Rotation {
 /// What a rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotated {
-    /// Committed: the successor is the session's live token; the session's account.
-    Done(Account),
+    /// Committed: the successor is the session's live token.
+    Done,
     /// Nothing written: another request spent the token first.
     AlreadySpent,
     /// Nothing written: the session was revoked (or its account deleted) meanwhile.
@@ -82,12 +80,8 @@ impl Store {
             .refresh_tokens()
             .insert(r.session, r.successor_hash.clone(), r.at, r.expires_at)
             .await?;
-        let Some(account) = write.users().of_session(r.session).await? else {
-            write.rollback().await?;
-            return Ok(Rotated::SessionGone);
-        };
         self.commit_write(write).await?;
-        Ok(Rotated::Done(account))
+        Ok(Rotated::Done)
     }
 
     /// PostgreSQL: the rotation as one statement, its writes chained by data-modifying
@@ -111,50 +105,38 @@ impl Store {
             super::refresh_tokens::new_id().into(),
         ];
         let statement =
-            Statement::from_sql_and_values(DatabaseBackend::Postgres, &*ROTATION_SQL, values);
+            Statement::from_sql_and_values(DatabaseBackend::Postgres, ROTATION_SQL, values);
         let row = self
             .db
             .query_one_raw(statement)
             .await?
             .ok_or_else(|| AuthError::internal_msg("the rotation statement returned no row"))?;
-        let spent: i64 = row.try_get_by_index(ACCOUNT_COLUMNS.len())?;
-        let refreshed: Option<Uuid> = row.try_get_by_index(0)?;
-        Ok(match (spent, refreshed) {
+        let spent: i64 = row.try_get_by_index(0)?;
+        let stored: i64 = row.try_get_by_index(1)?;
+        Ok(match (spent, stored) {
             (0, _) => Rotated::AlreadySpent,
-            (_, None) => Rotated::SessionGone,
-            (_, Some(_)) => Rotated::Done(account(row.try_get_many_by_index::<AccountRow>()?)),
+            (_, 0) => Rotated::SessionGone,
+            _ => Rotated::Done,
         })
     }
 }
 
 /// The rotation's statement on PostgreSQL. `$1` the time, `$2` the token spent, `$3` the
 /// new expiry, `$4`/`$5` the client's address and user agent, `$6` the session, `$7` the
-/// successor's hash, `$8` its row id. One row: the account's columns
-/// ([`ACCOUNT_COLUMNS`], null unless the session was refreshed), then how many tokens were
-/// spent (0 or 1). The session is refreshed only if the spend matched, and the successor
-/// stored only if the session was.
-static ROTATION_SQL: LazyLock<String> = LazyLock::new(|| {
-    let columns = ACCOUNT_COLUMNS
-        .iter()
-        .map(|c| format!("u.\"{}\"", c.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "WITH spent AS (\
-           UPDATE refresh_tokens SET spent_at = $1 \
-           WHERE id = $2 AND spent_at IS NULL RETURNING session_id), \
-         refreshed AS (\
-           UPDATE sessions SET expires_at = $3, last_used_at = $1, last_ip = $4, \
-             last_user_agent = $5 \
-           WHERE id = $6 AND revoked_at IS NULL AND id IN (SELECT session_id FROM spent) \
-           RETURNING id, user_id), \
-         stored AS (\
-           INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at, \
-             spent_at) \
-           SELECT $8, id, $7, $1, $3, NULL FROM refreshed RETURNING id) \
-         SELECT {columns}, (SELECT count(*) FROM spent) \
-         FROM (SELECT 1) AS one \
-         LEFT JOIN (refreshed JOIN users u ON u.id = refreshed.user_id \
-           JOIN stored ON true) ON true"
-    )
-});
+/// successor's hash, `$8` its row id. One row: how many tokens were spent (0 or 1), then
+/// how many successors were stored (0 or 1). The session is refreshed only if the spend
+/// matched, and the successor stored only if the session was. (PostgreSQL runs every
+/// data-modifying CTE to completion whether or not the final `SELECT` reads it.)
+const ROTATION_SQL: &str = "WITH spent AS (\
+       UPDATE refresh_tokens SET spent_at = $1 \
+       WHERE id = $2 AND spent_at IS NULL RETURNING session_id), \
+     refreshed AS (\
+       UPDATE sessions SET expires_at = $3, last_used_at = $1, last_ip = $4, \
+         last_user_agent = $5 \
+       WHERE id = $6 AND revoked_at IS NULL AND id IN (SELECT session_id FROM spent) \
+       RETURNING id), \
+     stored AS (\
+       INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at, \
+         spent_at) \
+       SELECT $8, id, $7, $1, $3, NULL FROM refreshed RETURNING id) \
+     SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM stored)";

@@ -1,8 +1,11 @@
 //! The `sessions` table, and the guard's read of it: inline on an SQLite file, else the pool.
 
+mod server_read;
 mod sqlite_read;
 
-pub(super) use sqlite_read::{FromSqlxRow, sqlx_instant};
+pub(super) use server_read::ServerRead;
+
+pub(super) use sqlite_read::sqlx_instant;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,7 +19,7 @@ use uuid::Uuid;
 
 use super::users::{AccountRow, account, account_of_session};
 use crate::auth::{Account, Client};
-use crate::entity::{refresh_token, session};
+use crate::entity::session;
 
 /// The inline SQLite reader, and whether its failure has been logged (once is enough).
 pub(super) struct InlineRead {
@@ -41,7 +44,7 @@ impl InlineRead {
     pub(super) fn refresh_with_session(
         &self,
         token_hash: &str,
-    ) -> Option<Option<(refresh_token::Model, session::Model)>> {
+    ) -> Option<Option<super::refresh_tokens::FoundRefresh>> {
         self.read(|reader| reader.refresh_with_session(token_hash))
     }
 
@@ -75,16 +78,23 @@ fn live_account_query(
         .filter(session::Column::ExpiresAt.gt(at))
 }
 
-/// The `sessions` table, on the pool (with the inline read when there is one) or inside a
-/// write.
+/// The `sessions` table, on the pool (with the guard's direct read when there is one) or
+/// inside a write.
 pub struct Sessions<'a, C> {
     db: &'a C,
     inline: Option<&'a InlineRead>,
+    server: Option<&'a ServerRead>,
 }
 
 impl<'a, C: ConnectionTrait> Sessions<'a, C> {
-    pub(super) fn on(db: &'a C, inline: Option<&'a InlineRead>) -> Self {
-        Self { db, inline }
+    /// The table on `db`; the guard reads through `inline` (an SQLite file) or `server`
+    /// (PostgreSQL, MySQL) when given, which must read what `db` holds.
+    pub(super) fn on(
+        db: &'a C,
+        inline: Option<&'a InlineRead>,
+        server: Option<&'a ServerRead>,
+    ) -> Self {
+        Self { db, inline, server }
     }
 
     /// The account of session `sid` if the session is live at `at`. By the session's
@@ -97,6 +107,9 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
     ) -> Result<Option<Account>, DbErr> {
         if let Some(found) = self.inline.and_then(|inline| inline.live_account(sid, at)) {
             return Ok(found);
+        }
+        if let Some(server) = self.server {
+            return server.live_account(sid, at).await;
         }
         let row = live_account_query(sid, at)
             .into_tuple::<AccountRow>()

@@ -277,13 +277,4 @@ impl<'a, C: ConnectionTrait> Users<'a, C> {
             .await
             .map(|_| ())
     }
-
-    /// The account of session `sid`, whatever the session's state.
-    pub async fn of_session(&self, sid: Uuid) -> Result<Option<Account>, DbErr> {
-        let row = account_of_session(sid)
-            .into_tuple::<AccountRow>()
-            .one(self.db)
-            .await?;
-        Ok(row.map(account))
-    }
 }

@@ -45,20 +45,18 @@
 //! checkpointer fall behind or fail.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use sea_orm::IdenStatic;
+use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Rotated, Rotation};
 use crate::error::AuthError;
 use crate::storage::DatabaseFile;
-use crate::store::sessions::{FromSqlxRow, sqlx_instant};
-use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
+use crate::store::sessions::sqlx_instant;
 
 /// Most rotations committed together. Under any load a batch is what queued during the
 /// previous commit; this bounds the time one commit holds the write lock.
@@ -84,17 +82,6 @@ const REFRESHED: &str = "UPDATE sessions SET expires_at = ?1, last_used_at = ?2,
 const INSERT: &str = "INSERT INTO refresh_tokens \
      (id, session_id, token_hash, created_at, expires_at, spent_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, NULL)";
-
-static ACCOUNT_OF_SESSION: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<String> = ACCOUNT_COLUMNS
-        .iter()
-        .map(|c| format!("u.{}", c.as_str()))
-        .collect();
-    format!(
-        "SELECT {} FROM users u INNER JOIN sessions s ON s.user_id = u.id WHERE s.id = ?1",
-        columns.join(", ")
-    )
-});
 
 /// The handle requests queue their rotations on; the writer thread stops when it is
 /// dropped (after the batch in hand).
@@ -237,7 +224,7 @@ impl Writer {
             self.batches.fetch_add(1, Ordering::Relaxed);
             let committed = answers
                 .iter()
-                .filter(|a| matches!(a, Ok(Rotated::Done(_))))
+                .filter(|a| matches!(a, Ok(Rotated::Done)))
                 .count();
             self.since_checkpoint += committed as u64;
             if self.since_checkpoint >= CHECKPOINT_EVERY {
@@ -385,7 +372,7 @@ fn refuse_written(
     answers
         .into_iter()
         .map(|answer| match answer {
-            Ok(Rotated::Done(_)) => Err(error.clone()),
+            Ok(Rotated::Done) => Err(error.clone()),
             other => other,
         })
         .collect()
@@ -400,10 +387,13 @@ enum Failed {
     Batch(rusqlite::Error),
 }
 
-/// One rotation inside a savepoint: kept when it rotated, rolled back otherwise.
+/// One rotation inside a savepoint: kept when it rotated, rolled back otherwise. The
+/// savepoint statements are prepared once per connection, like the rotation's own
+/// (`execute_batch` parsed them again for every rotation, on the one thread every rotation
+/// waits for).
 fn in_savepoint(conn: &Connection, r: &Rotation) -> Result<Rotated, Failed> {
-    conn.execute_batch("SAVEPOINT rotation")
-        .map_err(Failed::Batch)?;
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    run("SAVEPOINT rotation").map_err(Failed::Batch)?;
     let rotated = rotate(conn, r);
     if conn.is_autocommit() {
         // SQLite rolled the whole transaction back (a full disk, an I/O error).
@@ -416,15 +406,15 @@ fn in_savepoint(conn: &Connection, r: &Rotation) -> Result<Rotated, Failed> {
         return Err(Failed::Batch(e));
     }
     match rotated {
-        Ok(Rotated::Done(account)) => {
-            conn.execute_batch("RELEASE rotation")
-                .map_err(Failed::Batch)?;
-            Ok(Rotated::Done(account))
+        Ok(Rotated::Done) => {
+            run("RELEASE rotation").map_err(Failed::Batch)?;
+            Ok(Rotated::Done)
         }
         other => {
             // Undo whatever of it ran; if even that fails, its writes may still be in the
             // transaction, which must then not commit.
-            conn.execute_batch("ROLLBACK TO rotation; RELEASE rotation")
+            run("ROLLBACK TO rotation")
+                .and_then(|_| run("RELEASE rotation"))
                 .map_err(Failed::Batch)?;
             other.map_err(Failed::Alone)
         }
@@ -459,11 +449,7 @@ fn rotate(conn: &Connection, r: &Rotation) -> rusqlite::Result<Rotated> {
         at,
         expires_at
     ])?;
-    let row = conn
-        .prepare_cached(&ACCOUNT_OF_SESSION)?
-        .query_row([session], AccountRow::from_sqlx_row)
-        .optional()?;
-    Ok(row.map_or(Rotated::SessionGone, |row| Rotated::Done(account(row))))
+    Ok(Rotated::Done)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::auth::Account;
 use crate::entity::{refresh_token, session};
+use crate::store::refresh_tokens::FoundRefresh;
 use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
 
 /// Idle connections kept for reuse; one per thread that reads at the same moment is enough.
@@ -153,12 +154,10 @@ impl SqliteReader {
 }
 
 impl SqliteReader {
-    /// The refresh token stored under `token_hash` and its session, whatever their state:
-    /// the pool's `RefreshTokens::find_with_session`, inline.
-    pub fn refresh_with_session(
-        &self,
-        token_hash: &str,
-    ) -> rusqlite::Result<Option<(refresh_token::Model, session::Model)>> {
+    /// The refresh token stored under `token_hash`, its session and the session's
+    /// account, whatever their state: the pool's `RefreshTokens::find_with_session`,
+    /// inline.
+    pub fn refresh_with_session(&self, token_hash: &str) -> rusqlite::Result<Option<FoundRefresh>> {
         let conn = self.take()?;
         let found = Self::refresh_query(&conn, token_hash);
         if found.is_ok() {
@@ -170,44 +169,62 @@ impl SqliteReader {
     fn refresh_query(
         conn: &Connection,
         token_hash: &str,
-    ) -> rusqlite::Result<Option<(refresh_token::Model, session::Model)>> {
-        let mut statement = conn.prepare_cached(REFRESH_WITH_SESSION)?;
+    ) -> rusqlite::Result<Option<FoundRefresh>> {
+        let mut statement = conn.prepare_cached(&REFRESH_WITH_SESSION)?;
         statement
             .query_row([token_hash], |row| {
+                // The account's columns first, so that `AccountRow` decodes them as is.
+                let at = |i: usize| ACCOUNT_COLUMNS.len() + i;
                 let token = refresh_token::Model {
-                    id: column(row, 0)?,
-                    session_id: column(row, 1)?,
-                    token_hash: column(row, 2)?,
-                    created_at: column(row, 3)?,
-                    expires_at: column(row, 4)?,
-                    spent_at: column(row, 5)?,
+                    id: column(row, at(0))?,
+                    session_id: column(row, at(1))?,
+                    token_hash: column(row, at(2))?,
+                    created_at: column(row, at(3))?,
+                    expires_at: column(row, at(4))?,
+                    spent_at: column(row, at(5))?,
                 };
                 let session = session::Model {
-                    id: column(row, 6)?,
-                    user_id: column(row, 7)?,
-                    created_at: column(row, 8)?,
-                    expires_at: column(row, 9)?,
-                    revoked_at: column(row, 10)?,
-                    last_used_at: column(row, 11)?,
-                    created_ip: column(row, 12)?,
-                    created_user_agent: column(row, 13)?,
-                    last_ip: column(row, 14)?,
-                    last_user_agent: column(row, 15)?,
-                    amr: column(row, 16)?,
+                    id: column(row, at(6))?,
+                    user_id: column(row, at(7))?,
+                    created_at: column(row, at(8))?,
+                    expires_at: column(row, at(9))?,
+                    revoked_at: column(row, at(10))?,
+                    last_used_at: column(row, at(11))?,
+                    created_ip: column(row, at(12))?,
+                    created_user_agent: column(row, at(13))?,
+                    last_ip: column(row, at(14))?,
+                    last_user_agent: column(row, at(15))?,
+                    amr: column(row, at(16))?,
                 };
-                Ok((token, session))
+                Ok(FoundRefresh {
+                    token,
+                    session,
+                    account: account(AccountRow::from_sqlx_row(row)?),
+                })
             })
             .optional()
     }
 }
 
-/// The refresh token of a hash and its session, every column of both, in the models'
-/// field order (the pool's `find_also_related` reads the same row).
-const REFRESH_WITH_SESSION: &str = "SELECT t.id, t.session_id, t.token_hash, t.created_at, \
-     t.expires_at, t.spent_at, s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
-     s.last_used_at, s.created_ip, s.created_user_agent, s.last_ip, s.last_user_agent, s.amr \
-     FROM refresh_tokens t INNER JOIN sessions s ON s.id = t.session_id \
-     WHERE t.token_hash = ?1 LIMIT 1";
+/// The refresh token of a hash, its session and the session's account: the account's
+/// [`ACCOUNT_COLUMNS`], then every column of the token and of the session in the models'
+/// field order (the pool's `find_also_related` reads the same rows).
+static REFRESH_WITH_SESSION: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = ACCOUNT_COLUMNS
+        .iter()
+        .map(|c| format!("u.{}", c.as_str()))
+        .collect();
+    format!(
+        "SELECT {}, t.id, t.session_id, t.token_hash, t.created_at, t.expires_at, \
+         t.spent_at, s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
+         s.last_used_at, s.created_ip, s.created_user_agent, s.last_ip, s.last_user_agent, \
+         s.amr \
+         FROM refresh_tokens t INNER JOIN sessions s ON s.id = t.session_id \
+         INNER JOIN users u ON u.id = s.user_id \
+         WHERE t.token_hash = ?1 LIMIT 1",
+        columns.join(", ")
+    )
+});
 
 /// Column `i` of a row of sqlx-written values.
 fn column<T: SqlxValue>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
