@@ -24,7 +24,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
-RELEASE = os.path.join(ROOT, "target", "release")
+# BENCH_BUILD=debug (for --smoke only, which times nothing): the debug build, which CI's
+# test step has mostly compiled already, instead of a release build of its own.
+BUILD = "debug" if os.environ.get("BENCH_BUILD") == "debug" else "release"
+RELEASE = os.path.join(ROOT, "target", BUILD)
 SERVER = os.path.join(RELEASE, "auth-server")
 TOOL = os.path.join(RELEASE, "examples", "bench_tool")
 BASELINE = os.path.join(RELEASE, "examples", "bench_baseline")
@@ -701,9 +704,10 @@ def stats(values):
 
 
 def build():
-    log("building the release server and bench helpers (cargo build --release)")
+    flags = ["--release"] if BUILD == "release" else []
+    log(f"building the {BUILD} server and bench helpers (cargo build {' '.join(flags)})")
     t = time.monotonic()
-    subprocess.run(["cargo", "build", "--release", "--features", "bench", "--bin", "auth-server",
+    subprocess.run(["cargo", "build", *flags, "--features", "bench", "--bin", "auth-server",
                     "--example", "bench_tool", "--example", "bench_baseline"],
                    cwd=ROOT, check=True, timeout=3600)
     log(f"build took {time.monotonic() - t:.0f} s")
@@ -758,6 +762,8 @@ def main():
 
     compare = other_binary("--compare-binary", args.compare_binary, args.compare_label)
     before = other_binary("--before-binary", args.before_binary, args.before_label)
+    if BUILD != "release" and not args.smoke:
+        sys.exit("BENCH_BUILD=debug is for --smoke only: figures are measured on release builds")
     profile = "smoke" if args.smoke else "full"
     cfg = dict(PROFILES[profile])
     if args.runs:

@@ -376,15 +376,16 @@ Each database's own benchmark tool runs the statements the server sends (capture
 it; `bench/dblimits/`) on the database the server uses, seeded the same, over loopback, at
 the same concurrency: `pgbench -M prepared` on PostgreSQL, `sysbench` with a Lua script of
 prepared statements on MariaDB/MySQL. "The guard's query" is `me`'s one read; "the
-refresh's statements" are those of one successful `refreshToken`: the token and its
-session by hash, then one transaction that spends it, refreshes the session, inserts the
-successor and reads the account. A turn measures, back to back, the server's `me`, the
+refresh's statements" are those of one successful `refreshToken`: the token, its
+session and its account by hash, then the write that spends it, refreshes the session and
+inserts the successor (one statement on PostgreSQL, a transaction on MariaDB/MySQL). A turn measures, back to back, the server's `me`, the
 tool's guard query, the server's `refreshToken` and the tool's refresh statements, each
 32 connections (clients) for {cfg['secs']} s, the order reversed every other turn ({n}
 turn{'' if n == 1 else 's'}); median (min–max) over the turns. Round trips per request:
 data segments the server sent on its database sockets (`ss -ti`) ÷ requests, over 20
 requests of each kind sent one at a time before the turns (the tool's scripts make one
-per statement: 1 for the guard's query; 7 for the refresh's, BEGIN and COMMIT included).
+per statement: 1 for the guard's query; for the refresh's, 2 on PostgreSQL and 6 on
+MariaDB/MySQL, BEGIN and COMMIT included).
 
 {chr(10).join(table)}
 """
