@@ -400,7 +400,11 @@ class Cluster:
         while time.monotonic() < deadline:
             if self.redis_ping():
                 return
-            if not process_alive(pid, "redis-server"):
+            # Our own unreaped child: its pid cannot be another process's, so no command
+            # line check. (redis-server rewrites its process title as it starts; a read of
+            # /proc/PID/cmdline during the rewrite missed the name, and a Redis that was
+            # starting was taken for one that had exited.)
+            if not process_alive(pid):
                 raise RuntimeError("redis-server exited:\n" + tail(self.state["redis"]["log"]))
             time.sleep(0.05)
         raise RuntimeError("redis-server did not answer PING within 10 s")
