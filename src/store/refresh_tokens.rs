@@ -1,5 +1,7 @@
 //! The `refresh_tokens` table: keyed hashes of issued refresh tokens.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -16,6 +18,14 @@ use crate::entity::{refresh_token, session, user};
 /// How the pool's refresh read names the account's columns, beside sea-orm's `A_` (the
 /// token) and `B_` (the session).
 const ACCOUNT_PREFIX: &str = "C_";
+
+/// The names of [`ACCOUNT_COLUMNS`], made once rather than on every refresh.
+static ACCOUNT_NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    ACCOUNT_COLUMNS
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect()
+});
 
 /// A refresh token found by its hash, with its session and the session's account, read
 /// together: a rotation then writes without reading the account again (one statement
@@ -98,14 +108,10 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
         let Some(row) = self.db.query_one_raw(statement).await? else {
             return Ok(None);
         };
-        let names: Vec<String> = ACCOUNT_COLUMNS
-            .iter()
-            .map(|c| c.as_str().to_owned())
-            .collect();
         Ok(Some(FoundRefresh {
             token: refresh_token::Model::from_query_result(&row, SelectA.as_str())?,
             session: session::Model::from_query_result(&row, SelectB.as_str())?,
-            account: account(row.try_get_many::<AccountRow>(ACCOUNT_PREFIX, &names)?),
+            account: account(row.try_get_many::<AccountRow>(ACCOUNT_PREFIX, &ACCOUNT_NAMES)?),
         }))
     }
 
