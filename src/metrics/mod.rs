@@ -23,6 +23,7 @@
 //! | `auth_rate_limit_store_errors_total` (counter) | | Redis calls of the shared rate limits that failed or timed out |
 //! | `auth_rate_limit_store_up` (gauge) | | 1 when the last Redis call answered, 0 when it failed |
 //! | `auth_security_events_total` (counter) | `kind` | the auth service |
+//! | `auth_guard_read_batch_size` (histogram) | | sessions read per statement by the guard's batches (PostgreSQL, MySQL/MariaDB) |
 //!
 //! `operation` is a root field of the schema, `introspection` or `other`
 //! ([`crate::graphql::Operation`]). The metrics recorded here go through handles taken
@@ -56,6 +57,11 @@ pub const DB_POOL: &str = "auth_db_pool_connections";
 pub const MAIL_PENDING: &str = "auth_mail_outbox_pending";
 /// Always 1; the version is the label.
 pub const BUILD_INFO: &str = "auth_build_info";
+/// Sessions read per statement by the guard's batches (PostgreSQL, MySQL/MariaDB).
+pub const GUARD_BATCH_SIZE: &str = "auth_guard_read_batch_size";
+
+/// Buckets of [`GUARD_BATCH_SIZE`]: the batch widths, 1 to 64.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 /// Histogram buckets of every `_seconds` metric: 0.5 ms to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -77,6 +83,12 @@ fn install_once() -> Result<PrometheusHandle, MetricsError> {
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(GUARD_BATCH_SIZE.to_owned()),
+                        BATCH_BUCKETS,
+                    )
+                })
                 .and_then(PrometheusBuilder::install_recorder)
                 .map_err(|e| e.to_string())?;
             describe();
@@ -134,6 +146,10 @@ fn describe() {
     describe_counter!(
         "auth_security_events_total",
         "Security events recorded, by kind"
+    );
+    describe_histogram!(
+        GUARD_BATCH_SIZE,
+        "Sessions read per statement by the guard's batches (PostgreSQL, MySQL/MariaDB)"
     );
 }
 

@@ -195,8 +195,91 @@ async fn without_metrics_addr_there_is_no_metrics_listener(backend: Backend) {
     assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND);
 }
 
+/// On PostgreSQL and MySQL/MariaDB the guard reads the sessions of the requests waiting at
+/// the same moment in one statement: many callers at once each get their own answer (their
+/// own account, or `UNAUTHENTICATED` for a revoked session or a deleted account), every ask
+/// is read exactly once, and the asks share statements. On SQLite (an inline read per
+/// request) nothing is batched.
+async fn concurrent_guard_reads_are_batched_and_each_answered_for_itself(backend: Backend) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = spawn_with_metrics(backend).await;
+    let mut callers = Vec::new();
+    for i in 0..12 {
+        let email = format!("caller{i}@example.com");
+        let tokens = app.register_ok(&email).await;
+        // 0–3 log out, 4–5 delete their accounts, the rest stay signed in.
+        let live = match i {
+            0..4 => {
+                app.logout(Some(&tokens.access), None, false)
+                    .await
+                    .expect_success();
+                false
+            }
+            4..6 => {
+                app.delete_account(&tokens.access, PASSWORD)
+                    .await
+                    .expect_success();
+                false
+            }
+            _ => true,
+        };
+        callers.push((email, tokens, live));
+    }
+    let batch = "auth_guard_read_batch_size";
+    let before = Scrape::of(&app).await;
+
+    const ASKS: usize = 240;
+    let answers = futures::future::join_all(
+        (0..ASKS).map(|n| app.me(Some(&callers[n % callers.len()].1.access))),
+    )
+    .await;
+    for (n, answer) in answers.iter().enumerate() {
+        let (email, tokens, live) = &callers[n % callers.len()];
+        if *live {
+            answer.expect_success();
+            assert_eq!(
+                answer.data("me")["email"],
+                email.as_str(),
+                "{}",
+                answer.body
+            );
+            assert_eq!(answer.data("me")["id"], tokens.user_id.as_str());
+        } else {
+            answer.expect_only_error("UNAUTHENTICATED");
+        }
+    }
+
+    let after = Scrape::of(&app).await;
+    let delta = |series: &str| {
+        let name = format!("{batch}_{series}");
+        after.get(&name, &[]).unwrap_or(0.0) - before.get(&name, &[]).unwrap_or(0.0)
+    };
+    let (reads, statements) = (delta("sum"), delta("count"));
+    if backend == Backend::Sqlite {
+        assert_eq!((reads, statements), (0.0, 0.0), "SQLite reads inline");
+        return;
+    }
+    assert_eq!(reads, ASKS as f64, "each ask read exactly once");
+    assert!(
+        (1.0..ASKS as f64).contains(&statements),
+        "{ASKS} asks at once in {statements} statements"
+    );
+    let widest = after
+        .get(&format!("{batch}_bucket"), &[("le", "32")])
+        .unwrap_or(0.0);
+    let all = after.get(&format!("{batch}_bucket"), &[("le", "+Inf")]);
+    assert_eq!(
+        all,
+        after.get(&format!("{batch}_count"), &[]),
+        "buckets add up"
+    );
+    assert!(widest <= all.unwrap_or(0.0));
+    eprintln!("{backend:?}: {ASKS} asks in {statements} statements");
+}
+
 backend_tests!(
     each_operation_is_counted_exactly_once_by_name_and_outcome,
     the_metrics_listener_serves_nothing_but_metrics,
+    concurrent_guard_reads_are_batched_and_each_answered_for_itself,
     without_metrics_addr_there_is_no_metrics_listener,
 );
