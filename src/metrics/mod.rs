@@ -23,7 +23,7 @@
 //! | `auth_rate_limit_store_errors_total` (counter) | | Redis calls of the shared rate limits that failed or timed out |
 //! | `auth_rate_limit_store_up` (gauge) | | 1 when the last Redis call answered, 0 when it failed |
 //! | `auth_security_events_total` (counter) | `kind` | the auth service |
-//! | `auth_guard_read_batch_size` (histogram) | | sessions read per statement by the guard's batches (PostgreSQL, MySQL/MariaDB) |
+//! | `auth_read_batch_size` (histogram) | `read` (`session`) | keys read per statement by the batched reads (PostgreSQL, MySQL/MariaDB; `store::batch`) |
 //!
 //! `operation` is a root field of the schema, `introspection` or `other`
 //! ([`crate::graphql::Operation`]). The metrics recorded here go through handles taken
@@ -57,10 +57,10 @@ pub const DB_POOL: &str = "auth_db_pool_connections";
 pub const MAIL_PENDING: &str = "auth_mail_outbox_pending";
 /// Always 1; the version is the label.
 pub const BUILD_INFO: &str = "auth_build_info";
-/// Sessions read per statement by the guard's batches (PostgreSQL, MySQL/MariaDB).
-pub const GUARD_BATCH_SIZE: &str = "auth_guard_read_batch_size";
+/// Keys read per statement by the batched reads (PostgreSQL, MySQL/MariaDB), by read.
+pub const READ_BATCH_SIZE: &str = "auth_read_batch_size";
 
-/// Buckets of [`GUARD_BATCH_SIZE`]: the batch widths, 1 to 64.
+/// Buckets of [`READ_BATCH_SIZE`]: the batch widths, 1 to 64.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 /// Histogram buckets of every `_seconds` metric: 0.5 ms to 10 s.
@@ -85,7 +85,7 @@ fn install_once() -> Result<PrometheusHandle, MetricsError> {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(
-                        Matcher::Full(GUARD_BATCH_SIZE.to_owned()),
+                        Matcher::Full(READ_BATCH_SIZE.to_owned()),
                         BATCH_BUCKETS,
                     )
                 })
@@ -148,8 +148,9 @@ fn describe() {
         "Security events recorded, by kind"
     );
     describe_histogram!(
-        GUARD_BATCH_SIZE,
-        "Sessions read per statement by the guard's batches (PostgreSQL, MySQL/MariaDB)"
+        READ_BATCH_SIZE,
+        "Keys read per statement by the batched reads (PostgreSQL, MySQL/MariaDB), by read \
+         (session: the bearer guard)"
     );
 }
 

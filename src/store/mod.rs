@@ -10,6 +10,7 @@
 //! a session: one `UPDATE … WHERE` each, its row count the answer): each names the one
 //! question a flow asks of its table.
 
+mod batch;
 mod email_tokens;
 mod outbox;
 mod passkeys;
@@ -47,7 +48,8 @@ pub struct Store {
     file: Option<Arc<DatabaseFile>>,
     /// The guard's read without the pool's thread hand-offs, on an SQLite file.
     inline: Option<sessions::InlineRead>,
-    /// The guard's read through sqlx directly, on PostgreSQL and MySQL/MariaDB.
+    /// The guard's read through sqlx directly and in batches, on PostgreSQL and
+    /// MySQL/MariaDB.
     server: Option<sessions::ServerRead>,
     /// Rotations committed in groups, on an SQLite file (see [`Store::with_group_commit`]).
     group_commit: Option<rotations::GroupCommit>,

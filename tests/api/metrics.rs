@@ -225,7 +225,7 @@ async fn concurrent_guard_reads_are_batched_and_each_answered_for_itself(backend
         };
         callers.push((email, tokens, live));
     }
-    let batch = "auth_guard_read_batch_size";
+    let batch = "auth_read_batch_size";
     let before = Scrape::of(&app).await;
 
     const ASKS: usize = 240;
@@ -252,7 +252,8 @@ async fn concurrent_guard_reads_are_batched_and_each_answered_for_itself(backend
     let after = Scrape::of(&app).await;
     let delta = |series: &str| {
         let name = format!("{batch}_{series}");
-        after.get(&name, &[]).unwrap_or(0.0) - before.get(&name, &[]).unwrap_or(0.0)
+        after.get(&name, &[("read", "session")]).unwrap_or(0.0)
+            - before.get(&name, &[("read", "session")]).unwrap_or(0.0)
     };
     let (reads, statements) = (delta("sum"), delta("count"));
     if backend == Backend::Sqlite {

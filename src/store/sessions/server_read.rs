@@ -8,29 +8,21 @@
 //! bound and decoded as sqlx's own types, on the same pool (so the same limits, timeouts
 //! and connection hooks hold).
 //!
-//! **Batches.** One read per request made the database's round trip, and the pool's
-//! acquire and its ping on every release, the larger part of a `me` (see
-//! `bench/FINDINGS.md`, issue 17 part 5). A task of its own answers the asks: it takes
-//! one, then every other ask waiting at that moment (up to [`MAX_BATCH`]), and reads all
-//! their sessions in one statement (`id = ANY($1)`, `id IN (…)`). At most
-//! [`in_flight`] batches run at once; asks that arrive meanwhile wait for the next one,
-//! so the batches grow with the load and not otherwise: no timer waits for company, and a
-//! lone ask is read at once, alone. Each ask's expiry is compared with its own instant,
-//! so an answer is the one its own read would have given at the moment the batch ran.
+//! **Batches.** The reads of the requests waiting at the same moment share one statement
+//! (`id = ANY($1)`, `id IN (…)`; see [`crate::store::batch`]). Each ask's expiry is
+//! compared with its own instant, so an answer is the one its own read would have given
+//! at the moment the batch ran.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, IdenStatic, RuntimeErr};
-use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::auth::Account;
+use crate::store::batch::{Batcher, MAX_BATCH, slots_of};
 use crate::store::users::{ACCOUNT_COLUMNS, account};
-
-/// The most sessions one batch reads.
-pub(in crate::store) const MAX_BATCH: usize = 64;
 
 /// A session row as the batch reads it: its id and expiry, then the account's columns.
 type BatchRow = (
@@ -44,16 +36,6 @@ type BatchRow = (
     Option<DateTime<Utc>>,
 );
 
-/// What a batch hands back to one ask.
-type Answer = Result<Option<Account>, Arc<sea_orm::sqlx::Error>>;
-
-/// One request's question, waiting for a batch.
-struct Ask {
-    sid: Uuid,
-    at: DateTime<Utc>,
-    reply: oneshot::Sender<Answer>,
-}
-
 /// The pool the guard reads from directly.
 #[derive(Clone)]
 enum Pool {
@@ -61,10 +43,10 @@ enum Pool {
     MySql(MySqlPool),
 }
 
-/// The guard's direct read: the pool, and the batching task's queue when one runs.
+/// The guard's direct read: the pool, and the batching task when one runs.
 pub(in crate::store) struct ServerRead {
     pool: Pool,
-    asks: Option<mpsc::UnboundedSender<Ask>>,
+    batches: Option<Batcher<Uuid, BatchRow>>,
 }
 
 impl ServerRead {
@@ -77,12 +59,19 @@ impl ServerRead {
             DatabaseBackend::MySql => Pool::MySql(db.get_mysql_connection_pool().clone()),
             _ => return None,
         };
-        let asks = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            runtime.spawn(batches(pool.clone(), receiver));
-            sender
+        let max = match &pool {
+            Pool::Postgres(p) => p.options().get_max_connections(),
+            Pool::MySql(p) => p.options().get_max_connections(),
+        };
+        let batched = pool.clone();
+        let batches = Batcher::start("session", slots_of(max), move |sids: Vec<Uuid>| {
+            let pool = batched.clone();
+            async move {
+                let rows = read(&pool, &sids).await?;
+                Ok(rows.into_iter().map(|row| (row.0, row)).collect())
+            }
         });
-        Some(Self { pool, asks })
+        Some(Self { pool, batches })
     }
 
     /// The account of session `sid` if it is live at `at`: the same join, columns and
@@ -92,27 +81,12 @@ impl ServerRead {
         sid: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<Account>, DbErr> {
-        let answer = match &self.asks {
-            Some(asks) => {
-                let (reply, answer) = oneshot::channel();
-                match asks.send(Ask { sid, at, reply }) {
-                    // The task answers every ask it takes, unless the runtime is going away.
-                    Ok(()) => answer.await.unwrap_or_else(|_| Err(Arc::new(stopped()))),
-                    Err(_) => Err(Arc::new(stopped())),
-                }
-            }
-            None => read(&self.pool, &[sid])
-                .await
-                .map_err(Arc::new)
-                .map(|rows| rows.into_iter().find_map(|row| live(row, sid, at))),
+        let row = match &self.batches {
+            Some(batches) => batches.ask(sid).await?,
+            None => read(&self.pool, &[sid]).await?.into_iter().next(),
         };
-        answer.map_err(|e| DbErr::Query(RuntimeErr::Internal(e.to_string())))
+        Ok(row.and_then(|row| live(row, sid, at)))
     }
-}
-
-/// The error of an ask whose batching task is gone (the runtime is shutting down).
-fn stopped() -> sea_orm::sqlx::Error {
-    sea_orm::sqlx::Error::PoolClosed
 }
 
 /// The account of `row` if it is session `sid`'s and the session is live at `at`.
@@ -122,72 +96,9 @@ fn live(row: BatchRow, sid: Uuid, at: DateTime<Utc>) -> Option<Account> {
         .then(|| account((user, email, username, created_at, updated_at, verified_at)))
 }
 
-/// How many batches may read at once: a quarter of the pool, at least one, at most four,
-/// so that the guard never holds the connections the writes need.
-fn in_flight(pool: &Pool) -> usize {
-    let max = match pool {
-        Pool::Postgres(p) => p.options().get_max_connections(),
-        Pool::MySql(p) => p.options().get_max_connections(),
-    };
-    usize::try_from(max / 4).unwrap_or(1).clamp(1, 4)
-}
-
-/// The batching task: runs until every sender is gone (the store dropped).
-async fn batches(pool: Pool, mut asks: mpsc::UnboundedReceiver<Ask>) {
-    let slots = Arc::new(Semaphore::new(in_flight(&pool)));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = asks.recv().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match asks.try_recv() {
-                Ok(ask) => batch.push(ask),
-                Err(_) => break,
-            }
-        }
-        // Through the facade each time: a recorder installed after this task started (as
-        // in a test process) still gets every batch.
-        metrics::histogram!(crate::metrics::GUARD_BATCH_SIZE).record(batch.len() as f64);
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            answer(&pool, batch).await;
-            drop(slot);
-        });
-    }
-}
-
-/// Reads the sessions of `batch` in one statement and answers each ask.
-async fn answer(pool: &Pool, batch: Vec<Ask>) {
-    let mut sids: Vec<Uuid> = batch.iter().map(|ask| ask.sid).collect();
-    sids.sort_unstable();
-    sids.dedup();
-    match read(pool, &sids).await {
-        Ok(rows) => {
-            for ask in batch {
-                let found = rows
-                    .iter()
-                    .find(|row| row.0 == ask.sid)
-                    .and_then(|row| live(row.clone(), ask.sid, ask.at));
-                // An ask whose request is gone has no one to answer.
-                let _ = ask.reply.send(Ok(found));
-            }
-        }
-        Err(error) => {
-            let error = Arc::new(error);
-            for ask in batch {
-                let _ = ask.reply.send(Err(error.clone()));
-            }
-        }
-    }
-}
-
 /// The rows of the not-revoked sessions among `sids` (distinct, at most [`MAX_BATCH`]).
-async fn read(pool: &Pool, sids: &[Uuid]) -> Result<Vec<BatchRow>, sea_orm::sqlx::Error> {
-    match pool {
+async fn read(pool: &Pool, sids: &[Uuid]) -> Result<Vec<BatchRow>, DbErr> {
+    let rows = match pool {
         Pool::Postgres(pool) => {
             sea_orm::sqlx::query_as::<_, BatchRow>(AssertSqlSafe(POSTGRES.as_str()))
                 .bind(sids)
@@ -207,7 +118,8 @@ async fn read(pool: &Pool, sids: &[Uuid]) -> Result<Vec<BatchRow>, sea_orm::sqlx
             }
             query.fetch_all(pool).await
         }
-    }
+    };
+    rows.map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e.into())))
 }
 
 /// The batch's statement with identifiers quoted by `quote` and the sessions' ids matched
