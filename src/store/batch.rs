@@ -4,21 +4,22 @@
 //! every request. One statement per request made the database's round trip, the pool's
 //! acquire and its ping on every release the larger part of a `me` (see `bench/FINDINGS.md`,
 //! issue 17 part 5; batching the refresh's read too was measured there and not kept). A
-//! [`Batcher`] is a task of its own per read: it takes one ask, then
-//! every other ask waiting at that moment (up to [`MAX_BATCH`]), and reads all their keys
-//! in one statement. At most `slots` batches of a read run at once; asks that arrive
-//! meanwhile wait for the next one, so the batches grow with the load and not otherwise:
-//! no timer waits for company, and a lone ask is read at once, alone.
+//! [`Batcher`] lets at most `slots` reads of its kind run at once. An ask that finds a slot
+//! free is read at once, alone, on the caller's own task: a lone request pays nothing for
+//! batching (a hand-off to another task cost a lone `me` 40–75 µs here). An ask that finds
+//! them all taken waits; the read finishing first then reads every ask waiting at that
+//! moment (up to [`MAX_BATCH`]) in one statement, in a task of its own. So the batches grow
+//! with the load and not otherwise, and no timer waits for company.
 //!
 //! A batch reads what is committed when it runs, after every one of its asks was made:
 //! what each ask's own statement would have read a moment later. Never inside a write
 //! transaction (those read on the transaction's connection).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sea_orm::{DbErr, RuntimeErr};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// The most keys one batch reads.
 pub(super) const MAX_BATCH: usize = 64;
@@ -32,9 +33,60 @@ struct Ask<K, V> {
     reply: oneshot::Sender<Answer<V>>,
 }
 
-/// The queue of one read's batching task.
+/// The reads running and the asks waiting for one to finish.
+struct State<K, V> {
+    running: usize,
+    waiting: Vec<Ask<K, V>>,
+}
+
+/// What the batcher's handles share.
+struct Inner<K, V, F> {
+    name: &'static str,
+    slots: usize,
+    fetch: F,
+    runtime: tokio::runtime::Handle,
+    state: Mutex<State<K, V>>,
+}
+
+/// One read's batching: see the module's documentation.
 pub(super) struct Batcher<K, V> {
-    asks: mpsc::UnboundedSender<Ask<K, V>>,
+    inner: Arc<dyn Serve<K, V>>,
+}
+
+/// The batcher's work, with the fetch's type erased.
+trait Serve<K, V>: Send + Sync {
+    /// Reads `keys` (distinct) in one statement.
+    fn fetch(&self, keys: Vec<K>) -> BoxFuture<'static, Result<Vec<(K, V)>, DbErr>>;
+    fn inner_state(&self) -> &Mutex<State<K, V>>;
+    fn slots(&self) -> usize;
+    fn name(&self) -> &'static str;
+    fn runtime(&self) -> &tokio::runtime::Handle;
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl<K, V, F, Fut> Serve<K, V> for Inner<K, V, F>
+where
+    K: Send + 'static,
+    V: Send + 'static,
+    F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<(K, V)>, DbErr>> + Send + 'static,
+{
+    fn fetch(&self, keys: Vec<K>) -> BoxFuture<'static, Result<Vec<(K, V)>, DbErr>> {
+        Box::pin((self.fetch)(keys))
+    }
+    fn inner_state(&self) -> &Mutex<State<K, V>> {
+        &self.state
+    }
+    fn slots(&self) -> usize {
+        self.slots
+    }
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
 }
 
 impl<K, V> Batcher<K, V>
@@ -42,88 +94,132 @@ where
     K: Ord + Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
-    /// Starts the task of the read `name` (the metric's label), which answers a batch of
+    /// The batching of the read `name` (the metric's label), which answers a batch of
     /// distinct keys with `fetch` (at most [`MAX_BATCH`] of them; a key with no row is
-    /// simply absent from the result), `slots` batches at a time. `None` outside a tokio
-    /// runtime. The task ends when the batcher is dropped.
+    /// simply absent from the result), `slots` reads at a time. `None` outside a tokio
+    /// runtime.
     pub(super) fn start<F, Fut>(name: &'static str, slots: usize, fetch: F) -> Option<Self>
     where
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<(K, V)>, DbErr>> + Send + 'static,
     {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let (asks, queue) = mpsc::unbounded_channel();
-        runtime.spawn(run(name, slots.max(1), Arc::new(fetch), queue));
-        Some(Self { asks })
+        let inner = Inner {
+            name,
+            slots: slots.max(1),
+            fetch,
+            runtime,
+            state: Mutex::new(State {
+                running: 0,
+                waiting: Vec::new(),
+            }),
+        };
+        Some(Self {
+            inner: Arc::new(inner),
+        })
     }
 
-    /// The value under `key`, read in the next batch.
+    /// The value under `key`. With a read slot free, read at once on the caller's own task
+    /// (no hand-off to another task or thread: a lone request pays nothing for batching);
+    /// otherwise it waits for the next batch, which the read finishing first starts.
     pub(super) async fn ask(&self, key: K) -> Result<Option<V>, DbErr> {
-        let (reply, answer) = oneshot::channel();
-        let answer = match self.asks.send(Ask { key, reply }) {
-            // The task answers every ask it takes, unless the runtime is going away.
-            Ok(()) => answer.await.unwrap_or_else(|_| Err(stopped())),
-            Err(_) => Err(stopped()),
+        let waiting = {
+            let mut state = lock(self.inner.inner_state());
+            if state.running < self.inner.slots() {
+                state.running += 1;
+                None
+            } else {
+                let (reply, answer) = oneshot::channel();
+                state.waiting.push(Ask {
+                    key: key.clone(),
+                    reply,
+                });
+                Some(answer)
+            }
+        };
+        let answer = match waiting {
+            None => {
+                // Handed on when this read ends, however it ends (a request dropped
+                // mid-read included), so that the asks queued meanwhile are served.
+                let _slot = Slot(self.inner.clone());
+                record(self.inner.name(), 1);
+                match self.inner.fetch(vec![key.clone()]).await {
+                    Ok(found) => Ok(found.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)),
+                    Err(error) => Err(Arc::from(error.to_string())),
+                }
+            }
+            // Every queued ask is answered, unless the runtime is going away.
+            Some(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
         };
         answer.map_err(|e| DbErr::Query(RuntimeErr::Internal(e.to_string())))
     }
 }
 
-fn stopped() -> Arc<str> {
-    Arc::from("the batched read's task stopped (the server is shutting down)")
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The batching task: runs until the [`Batcher`] is dropped.
-async fn run<K, V, F, Fut>(
-    name: &'static str,
-    slots: usize,
-    fetch: Arc<F>,
-    mut queue: mpsc::UnboundedReceiver<Ask<K, V>>,
-) where
-    K: Ord + Clone + Send + 'static,
-    V: Clone + Send + 'static,
-    F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Vec<(K, V)>, DbErr>> + Send + 'static,
-{
-    let slots = Arc::new(Semaphore::new(slots));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(ask) => batch.push(ask),
-                Err(_) => break,
-            }
+fn record(name: &'static str, size: usize) {
+    // Through the facade each time: a recorder installed after the batcher was made (as in
+    // a test process) still gets every read.
+    metrics::histogram!(crate::metrics::READ_BATCH_SIZE, "read" => name).record(size as f64);
+}
+
+fn stopped() -> Arc<str> {
+    Arc::from("the batched read was dropped (the server is shutting down)")
+}
+
+/// A read slot held; on drop it serves the asks waiting (in a task of its own, keeping
+/// the slot) or frees the slot.
+struct Slot<K: Ord + Clone + Send + 'static, V: Clone + Send + 'static>(Arc<dyn Serve<K, V>>);
+
+impl<K: Ord + Clone + Send + 'static, V: Clone + Send + 'static> Drop for Slot<K, V> {
+    fn drop(&mut self) {
+        if let Some(batch) = next_batch(&*self.0) {
+            let inner = self.0.clone();
+            self.0.runtime().spawn(serve(inner, batch));
         }
-        // Through the facade each time: a recorder installed after this task started (as
-        // in a test process) still gets every batch.
-        metrics::histogram!(crate::metrics::READ_BATCH_SIZE, "read" => name)
-            .record(batch.len() as f64);
-        let fetch = fetch.clone();
-        tokio::spawn(async move {
-            answer(&*fetch, batch).await;
-            drop(slot);
-        });
     }
 }
 
-/// Reads the keys of `batch` with `fetch` and answers each ask.
-async fn answer<K, V, F, Fut>(fetch: &F, batch: Vec<Ask<K, V>>)
+/// The asks waiting (at most [`MAX_BATCH`]), the slot kept for them; `None`, the slot
+/// freed, when none waits.
+fn next_batch<K, V>(inner: &dyn Serve<K, V>) -> Option<Vec<Ask<K, V>>> {
+    let mut state = lock(inner.inner_state());
+    if state.waiting.is_empty() {
+        state.running -= 1;
+        return None;
+    }
+    let take = state.waiting.len().min(MAX_BATCH);
+    Some(state.waiting.drain(..take).collect())
+}
+
+/// Serves `batch`, then every batch that queued meanwhile, then frees the slot.
+async fn serve<K, V>(inner: Arc<dyn Serve<K, V>>, mut batch: Vec<Ask<K, V>>)
+where
+    K: Ord + Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    loop {
+        record(inner.name(), batch.len());
+        answer(&*inner, batch).await;
+        match next_batch(&*inner) {
+            Some(next) => batch = next,
+            None => return,
+        }
+    }
+}
+
+/// Reads the keys of `batch` in one statement and answers each ask.
+async fn answer<K, V>(inner: &dyn Serve<K, V>, batch: Vec<Ask<K, V>>)
 where
     K: Ord + Clone,
     V: Clone,
-    F: Fn(Vec<K>) -> Fut,
-    Fut: Future<Output = Result<Vec<(K, V)>, DbErr>>,
 {
     let mut keys: Vec<K> = batch.iter().map(|ask| ask.key.clone()).collect();
     keys.sort_unstable();
     keys.dedup();
-    match fetch(keys).await {
+    match inner.fetch(keys).await {
         Ok(found) => {
             for ask in batch {
                 let value = found
@@ -154,23 +250,35 @@ pub(super) fn slots_of(max: u32) -> usize {
 mod tests {
     use super::*;
 
-    /// Asks made before the task runs (one thread: none runs until the test yields) share
-    /// one batch, each answered with its own key's value; duplicates and missing keys too.
-    #[tokio::test(flavor = "current_thread")]
-    async fn waiting_asks_share_a_batch_and_each_gets_its_own_answer() {
-        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = calls.clone();
-        let batcher = Batcher::start("test", 1, move |keys: Vec<u32>| {
-            seen.lock().unwrap().push(keys.clone());
-            async move {
+    type Fetched = Result<Vec<(u32, u32)>, DbErr>;
+
+    /// A fetch that records its keys and yields once before answering (as a database
+    /// would), so that asks made meanwhile queue.
+    fn recording(
+        calls: Arc<std::sync::Mutex<Vec<Vec<u32>>>>,
+    ) -> impl Fn(Vec<u32>) -> BoxFuture<'static, Fetched> {
+        move |keys: Vec<u32>| {
+            calls.lock().unwrap().push(keys.clone());
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                if keys.contains(&7) {
+                    return Err(DbErr::Custom("down".into()));
+                }
                 Ok(keys
                     .into_iter()
                     .filter(|k| k % 3 != 0)
                     .map(|k| (k, k * 10))
                     .collect())
-            }
-        })
-        .expect("inside a runtime");
+            })
+        }
+    }
+
+    /// The first ask is read at once, alone; those made while it reads share the next
+    /// statement, each answered with its own key's value (duplicates and missing keys too).
+    #[tokio::test(flavor = "current_thread")]
+    async fn asks_waiting_for_a_read_share_the_next_and_each_gets_its_own_answer() {
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = Batcher::start("test", 1, recording(calls.clone())).expect("a runtime");
         let keys = [1_u32, 2, 3, 2, 5, 6, 1];
         let answers = futures_util::future::join_all(keys.iter().map(|k| batcher.ask(*k))).await;
         let answers: Vec<Option<u32>> = answers.into_iter().map(Result::unwrap).collect();
@@ -178,24 +286,37 @@ mod tests {
             answers,
             [Some(10), Some(20), None, Some(20), Some(50), None, Some(10)]
         );
-        assert_eq!(*calls.lock().unwrap(), [vec![1, 2, 3, 5, 6]]);
+        assert_eq!(*calls.lock().unwrap(), [vec![1], vec![1, 2, 3, 5, 6]]);
+        // All done: the slot is free again, and a lone ask is read alone.
+        assert_eq!(batcher.ask(4).await.unwrap(), Some(40));
+        assert_eq!(calls.lock().unwrap().last(), Some(&vec![4]));
     }
 
-    /// A lone ask is read at once, alone; a failed read fails each of its asks.
+    /// A failed read fails each ask it read, and no other.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_lone_ask_is_read_alone_and_failures_reach_every_ask() {
-        let batcher = Batcher::start("test", 1, |keys: Vec<u32>| async move {
-            if keys.contains(&7) {
-                Err(DbErr::Custom("down".into()))
-            } else {
-                Ok(keys.into_iter().map(|k| (k, ())).collect())
-            }
-        })
-        .expect("inside a runtime");
-        assert_eq!(batcher.ask(1).await.unwrap(), Some(()));
-        let (a, b) = tokio::join!(batcher.ask(7), batcher.ask(8));
+    async fn a_failed_read_fails_every_ask_it_read() {
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = Batcher::start("test", 1, recording(calls.clone())).expect("a runtime");
+        let (first, a, b) = tokio::join!(batcher.ask(4), batcher.ask(7), batcher.ask(8));
+        assert_eq!(first.unwrap(), Some(40));
         assert!(a.unwrap_err().to_string().contains("down"));
         assert!(b.unwrap_err().to_string().contains("down"));
+        assert_eq!(*calls.lock().unwrap(), [vec![4], vec![7, 8]]);
+    }
+
+    /// A request dropped while its read runs hands its slot on: the asks queued behind it
+    /// are still answered.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_read_hands_its_slot_on() {
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = Batcher::start("test", 1, recording(calls.clone())).expect("a runtime");
+        let mut first = Box::pin(batcher.ask(1));
+        assert!(futures_util::poll!(&mut first).is_pending());
+        let second = batcher.ask(2);
+        let mut second = Box::pin(second);
+        assert!(futures_util::poll!(&mut second).is_pending());
+        drop(first);
+        assert_eq!(second.await.unwrap(), Some(20));
     }
 
     #[test]

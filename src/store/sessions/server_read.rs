@@ -9,7 +9,8 @@
 //! and connection hooks hold).
 //!
 //! **Batches.** The reads of the requests waiting at the same moment share one statement
-//! (`id = ANY($1)`, `id IN (…)`; see [`crate::store::batch`]). Each ask's expiry is
+//! (`id = ANY($1)`, `id IN (…)`; see [`crate::store::batch`]); a lone read on PostgreSQL is
+//! `id = $1`. Each ask's expiry is
 //! compared with its own instant, so an answer is the one its own read would have given
 //! at the moment the batch ran.
 
@@ -99,6 +100,14 @@ fn live(row: BatchRow, sid: Uuid, at: DateTime<Utc>) -> Option<Account> {
 /// The rows of the not-revoked sessions among `sids` (distinct, at most [`MAX_BATCH`]).
 async fn read(pool: &Pool, sids: &[Uuid]) -> Result<Vec<BatchRow>, DbErr> {
     let rows = match pool {
+        // One session by `id = $1`: with `= ANY($1)` PostgreSQL answered a lone `me` in
+        // 0.12 ms instead of 0.04 (a bitmap scan over a one-element array; FINDINGS).
+        Pool::Postgres(pool) if sids.len() == 1 => {
+            sea_orm::sqlx::query_as::<_, BatchRow>(AssertSqlSafe(POSTGRES_ONE.as_str()))
+                .bind(sids[0])
+                .fetch_all(pool)
+                .await
+        }
         Pool::Postgres(pool) => {
             sea_orm::sqlx::query_as::<_, BatchRow>(AssertSqlSafe(POSTGRES.as_str()))
                 .bind(sids)
@@ -146,6 +155,8 @@ fn batch_sql(quote: char, ids: &str) -> String {
 }
 
 static POSTGRES: LazyLock<String> = LazyLock::new(|| batch_sql('"', "= ANY($1)"));
+
+static POSTGRES_ONE: LazyLock<String> = LazyLock::new(|| batch_sql('"', "= $1"));
 
 /// The MySQL statements by width: 1, 2, 4, … [`MAX_BATCH`] placeholders.
 static MYSQL: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
