@@ -39,54 +39,24 @@ struct State<K, V> {
     waiting: Vec<Ask<K, V>>,
 }
 
-/// What the batcher's handles share.
-struct Inner<K, V, F> {
+/// Reads a batch of distinct keys in one statement.
+type Fetch<K, V> =
+    Box<dyn Fn(Vec<K>) -> BoxFuture<'static, Result<Vec<(K, V)>, DbErr>> + Send + Sync>;
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the batcher and the reads it started share.
+struct Inner<K, V> {
     name: &'static str,
     slots: usize,
-    fetch: F,
+    fetch: Fetch<K, V>,
     runtime: tokio::runtime::Handle,
     state: Mutex<State<K, V>>,
 }
 
 /// One read's batching: see the module's documentation.
 pub(super) struct Batcher<K, V> {
-    inner: Arc<dyn Serve<K, V>>,
-}
-
-/// The batcher's work, with the fetch's type erased.
-trait Serve<K, V>: Send + Sync {
-    /// Reads `keys` (distinct) in one statement.
-    fn fetch(&self, keys: Vec<K>) -> BoxFuture<'static, Result<Vec<(K, V)>, DbErr>>;
-    fn inner_state(&self) -> &Mutex<State<K, V>>;
-    fn slots(&self) -> usize;
-    fn name(&self) -> &'static str;
-    fn runtime(&self) -> &tokio::runtime::Handle;
-}
-
-type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-impl<K, V, F, Fut> Serve<K, V> for Inner<K, V, F>
-where
-    K: Send + 'static,
-    V: Send + 'static,
-    F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Vec<(K, V)>, DbErr>> + Send + 'static,
-{
-    fn fetch(&self, keys: Vec<K>) -> BoxFuture<'static, Result<Vec<(K, V)>, DbErr>> {
-        Box::pin((self.fetch)(keys))
-    }
-    fn inner_state(&self) -> &Mutex<State<K, V>> {
-        &self.state
-    }
-    fn slots(&self) -> usize {
-        self.slots
-    }
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.runtime
-    }
+    inner: Arc<Inner<K, V>>,
 }
 
 impl<K, V> Batcher<K, V>
@@ -107,7 +77,7 @@ where
         let inner = Inner {
             name,
             slots: slots.max(1),
-            fetch,
+            fetch: Box::new(move |keys| Box::pin(fetch(keys))),
             runtime,
             state: Mutex::new(State {
                 running: 0,
@@ -124,8 +94,8 @@ where
     /// otherwise it waits for the next batch, which the read finishing first starts.
     pub(super) async fn ask(&self, key: K) -> Result<Option<V>, DbErr> {
         let waiting = {
-            let mut state = lock(self.inner.inner_state());
-            if state.running < self.inner.slots() {
+            let mut state = lock(&self.inner.state);
+            if state.running < self.inner.slots {
                 state.running += 1;
                 None
             } else {
@@ -142,8 +112,8 @@ where
                 // Handed on when this read ends, however it ends (a request dropped
                 // mid-read included), so that the asks queued meanwhile are served.
                 let _slot = Slot(self.inner.clone());
-                record(self.inner.name(), 1);
-                match self.inner.fetch(vec![key.clone()]).await {
+                record(self.inner.name, 1);
+                match (self.inner.fetch)(vec![key.clone()]).await {
                     Ok(found) => Ok(found.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)),
                     Err(error) => Err(Arc::from(error.to_string())),
                 }
@@ -171,21 +141,20 @@ fn stopped() -> Arc<str> {
 
 /// A read slot held; on drop it serves the asks waiting (in a task of its own, keeping
 /// the slot) or frees the slot.
-struct Slot<K: Ord + Clone + Send + 'static, V: Clone + Send + 'static>(Arc<dyn Serve<K, V>>);
+struct Slot<K: Ord + Clone + Send + 'static, V: Clone + Send + 'static>(Arc<Inner<K, V>>);
 
 impl<K: Ord + Clone + Send + 'static, V: Clone + Send + 'static> Drop for Slot<K, V> {
     fn drop(&mut self) {
-        if let Some(batch) = next_batch(&*self.0) {
-            let inner = self.0.clone();
-            self.0.runtime().spawn(serve(inner, batch));
+        if let Some(batch) = next_batch(&self.0) {
+            self.0.runtime.spawn(serve(self.0.clone(), batch));
         }
     }
 }
 
 /// The asks waiting (at most [`MAX_BATCH`]), the slot kept for them; `None`, the slot
 /// freed, when none waits.
-fn next_batch<K, V>(inner: &dyn Serve<K, V>) -> Option<Vec<Ask<K, V>>> {
-    let mut state = lock(inner.inner_state());
+fn next_batch<K, V>(inner: &Inner<K, V>) -> Option<Vec<Ask<K, V>>> {
+    let mut state = lock(&inner.state);
     if state.waiting.is_empty() {
         state.running -= 1;
         return None;
@@ -195,15 +164,15 @@ fn next_batch<K, V>(inner: &dyn Serve<K, V>) -> Option<Vec<Ask<K, V>>> {
 }
 
 /// Serves `batch`, then every batch that queued meanwhile, then frees the slot.
-async fn serve<K, V>(inner: Arc<dyn Serve<K, V>>, mut batch: Vec<Ask<K, V>>)
+async fn serve<K, V>(inner: Arc<Inner<K, V>>, mut batch: Vec<Ask<K, V>>)
 where
     K: Ord + Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
     loop {
-        record(inner.name(), batch.len());
-        answer(&*inner, batch).await;
-        match next_batch(&*inner) {
+        record(inner.name, batch.len());
+        answer(&inner, batch).await;
+        match next_batch(&inner) {
             Some(next) => batch = next,
             None => return,
         }
@@ -211,7 +180,7 @@ where
 }
 
 /// Reads the keys of `batch` in one statement and answers each ask.
-async fn answer<K, V>(inner: &dyn Serve<K, V>, batch: Vec<Ask<K, V>>)
+async fn answer<K, V>(inner: &Inner<K, V>, batch: Vec<Ask<K, V>>)
 where
     K: Ord + Clone,
     V: Clone,
@@ -219,7 +188,7 @@ where
     let mut keys: Vec<K> = batch.iter().map(|ask| ask.key.clone()).collect();
     keys.sort_unstable();
     keys.dedup();
-    match inner.fetch(keys).await {
+    match (inner.fetch)(keys).await {
         Ok(found) => {
             for ask in batch {
                 let value = found

@@ -17,25 +17,42 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sqlx::{AssertSqlSafe, MySqlPool, PgPool};
+use sea_orm::sqlx::{AssertSqlSafe, ColumnIndex, Decode, FromRow, MySqlPool, PgPool, Row, Type};
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, IdenStatic, RuntimeErr};
 use uuid::Uuid;
 
 use crate::auth::Account;
 use crate::store::batch::{Batcher, MAX_BATCH, slots_of};
-use crate::store::users::{ACCOUNT_COLUMNS, account};
+use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
 
-/// A session row as the batch reads it: its id and expiry, then the account's columns.
-type BatchRow = (
-    Uuid,
-    DateTime<Utc>,
-    Uuid,
-    String,
-    Option<String>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-);
+/// A session row as the batch reads it: the account's columns ([`AccountRow`], first, so
+/// that its own decoding reads them), then the session's id and expiry.
+#[derive(Clone)]
+struct BatchRow {
+    account: AccountRow,
+    sid: Uuid,
+    expires_at: DateTime<Utc>,
+}
+
+/// Where [`BatchRow`]'s session columns start.
+const SESSION_COLUMNS_AT: usize = ACCOUNT_COLUMNS.len();
+
+impl<'r, R> FromRow<'r, R> for BatchRow
+where
+    R: Row,
+    AccountRow: FromRow<'r, R>,
+    usize: ColumnIndex<R>,
+    Uuid: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sea_orm::sqlx::Error> {
+        Ok(Self {
+            account: AccountRow::from_row(row)?,
+            sid: row.try_get(SESSION_COLUMNS_AT)?,
+            expires_at: row.try_get(SESSION_COLUMNS_AT + 1)?,
+        })
+    }
+}
 
 /// The pool the guard reads from directly.
 #[derive(Clone)]
@@ -69,7 +86,7 @@ impl ServerRead {
             let pool = batched.clone();
             async move {
                 let rows = read(&pool, &sids).await?;
-                Ok(rows.into_iter().map(|row| (row.0, row)).collect())
+                Ok(rows.into_iter().map(|row| (row.sid, row)).collect())
             }
         });
         Some(Self { pool, batches })
@@ -92,9 +109,7 @@ impl ServerRead {
 
 /// The account of `row` if it is session `sid`'s and the session is live at `at`.
 fn live(row: BatchRow, sid: Uuid, at: DateTime<Utc>) -> Option<Account> {
-    let (id, expires_at, user, email, username, created_at, updated_at, verified_at) = row;
-    (id == sid && expires_at > at)
-        .then(|| account((user, email, username, created_at, updated_at, verified_at)))
+    (row.sid == sid && row.expires_at > at).then(|| account(row.account))
 }
 
 /// The rows of the not-revoked sessions among `sids` (distinct, at most [`MAX_BATCH`]).
@@ -140,11 +155,11 @@ fn batch_sql(quote: char, ids: &str) -> String {
         .map(|c| format!("u.{}", q(c.as_str())))
         .collect();
     format!(
-        "SELECT s.{}, s.{}, {} FROM {} s INNER JOIN {} u ON u.{} = s.{} \
+        "SELECT {}, s.{}, s.{} FROM {} s INNER JOIN {} u ON u.{} = s.{} \
          WHERE s.{} {ids} AND s.{} IS NULL",
+        columns.join(", "),
         q("id"),
         q("expires_at"),
-        columns.join(", "),
         q("sessions"),
         q("users"),
         q("id"),
