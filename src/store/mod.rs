@@ -48,8 +48,8 @@ pub struct Store {
     file: Option<Arc<DatabaseFile>>,
     /// The guard's read without the pool's thread hand-offs, on an SQLite file.
     inline: Option<sessions::InlineRead>,
-    /// The guard's read through sqlx directly and in batches, on PostgreSQL and
-    /// MySQL/MariaDB.
+    /// The guard's read through sqlx directly and in batches, and the refresh's read
+    /// through sqlx directly, on PostgreSQL and MySQL/MariaDB.
     server: Option<sessions::ServerRead>,
     /// Rotations committed in groups, on an SQLite file (see [`Store::with_group_commit`]).
     group_commit: Option<rotations::GroupCommit>,
@@ -106,7 +106,7 @@ impl Store {
     }
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseConnection> {
-        RefreshTokens::on(&self.db, self.inline.as_ref())
+        RefreshTokens::on(&self.db, self.inline.as_ref(), self.server.as_ref())
     }
 
     pub fn email_tokens(&self) -> EmailTokens<'_, DatabaseConnection> {
@@ -178,7 +178,7 @@ impl Write {
 
     /// Refresh tokens inside the transaction: never the inline read, which cannot see it.
     pub fn refresh_tokens(&self) -> RefreshTokens<'_, DatabaseTransaction> {
-        RefreshTokens::on(&self.txn, None)
+        RefreshTokens::on(&self.txn, None, None)
     }
 
     pub fn email_tokens(&self) -> EmailTokens<'_, DatabaseTransaction> {

@@ -7,10 +7,11 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
     IdenStatic, JoinType, QueryFilter, QuerySelect, QueryTrait, RelationTrait, SelectA, SelectB,
+    SelectTwo,
 };
 use uuid::Uuid;
 
-use super::sessions::InlineRead;
+use super::sessions::{InlineRead, ServerRead};
 use super::users::{ACCOUNT_COLUMNS, AccountRow, account};
 use crate::auth::Account;
 use crate::entity::{refresh_token, session, user};
@@ -47,15 +48,44 @@ pub(super) fn new_id() -> Uuid {
     Uuid::now_v7()
 }
 
+/// The pool's read of the token under `token_hash`, its session and the session's
+/// account: the token and its session as `find_also_related` names them (`A_…`, `B_…`),
+/// then the account's columns as `C_…` (no more of the user's row than that). The
+/// direct read on PostgreSQL and MySQL/MariaDB (`ServerRead::refresh_with_session`) sends
+/// this statement's text, so the pool and it, and `bench/dblimits`, send the same SQL.
+pub(super) fn find_with_session(
+    token_hash: String,
+) -> SelectTwo<refresh_token::Entity, session::Entity> {
+    let mut select = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(token_hash))
+        .find_also_related(session::Entity)
+        .join(JoinType::InnerJoin, session::Relation::User.def())
+        .limit(1);
+    for column in ACCOUNT_COLUMNS {
+        select = select.column_as(
+            Expr::col((user::Entity, column)),
+            format!("{ACCOUNT_PREFIX}{}", column.as_str()),
+        );
+    }
+    select
+}
+
 /// The `refresh_tokens` table, on the pool or inside a write.
 pub struct RefreshTokens<'a, C> {
     db: &'a C,
     inline: Option<&'a InlineRead>,
+    server: Option<&'a ServerRead>,
 }
 
 impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
-    pub(super) fn on(db: &'a C, inline: Option<&'a InlineRead>) -> Self {
-        Self { db, inline }
+    /// The table on `db`; the refresh's read goes through `inline` (an SQLite file) or
+    /// `server` (PostgreSQL, MySQL) when given, which must read what `db` holds.
+    pub(super) fn on(
+        db: &'a C,
+        inline: Option<&'a InlineRead>,
+        server: Option<&'a ServerRead>,
+    ) -> Self {
+        Self { db, inline, server }
     }
 
     /// Stores the hash of a session's new live token.
@@ -91,20 +121,10 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
         {
             return Ok(found);
         }
-        // The token and its session as `find_also_related` names them (`A_…`, `B_…`),
-        // and the account's columns as `C_…`: no more of the user's row than that.
-        let mut select = refresh_token::Entity::find()
-            .filter(refresh_token::Column::TokenHash.eq(token_hash))
-            .find_also_related(session::Entity)
-            .join(JoinType::InnerJoin, session::Relation::User.def())
-            .limit(1);
-        for column in ACCOUNT_COLUMNS {
-            select = select.column_as(
-                Expr::col((user::Entity, column)),
-                format!("{ACCOUNT_PREFIX}{}", column.as_str()),
-            );
+        if let Some(server) = self.server {
+            return server.refresh_with_session(&token_hash).await;
         }
-        let statement = select.build(self.db.get_database_backend());
+        let statement = find_with_session(token_hash).build(self.db.get_database_backend());
         let Some(row) = self.db.query_one_raw(statement).await? else {
             return Ok(None);
         };

@@ -1,5 +1,6 @@
 //! The guard's session read on PostgreSQL and MySQL/MariaDB: through sqlx directly, and
-//! in batches.
+//! in batches; and the refresh's read of a token with its session and account, through
+//! sqlx directly.
 //!
 //! Every authenticated request asks one question: is this session live, and whose is it.
 //! Through sea-orm, each ask built the statement with sea-query, turned its values into
@@ -18,11 +19,13 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{AssertSqlSafe, ColumnIndex, Decode, FromRow, MySqlPool, PgPool, Row, Type};
-use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, IdenStatic, RuntimeErr};
+use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, IdenStatic, QueryTrait, RuntimeErr};
 use uuid::Uuid;
 
 use crate::auth::Account;
+use crate::entity::{refresh_token, session};
 use crate::store::batch::{Batcher, MAX_BATCH, slots_of};
+use crate::store::refresh_tokens::{FoundRefresh, find_with_session};
 use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
 
 /// A session row as the batch reads it: the account's columns ([`AccountRow`], first, so
@@ -106,6 +109,104 @@ impl ServerRead {
         Ok(row.and_then(|row| live(row, sid, at)))
     }
 }
+
+impl ServerRead {
+    /// The refresh token stored under `token_hash`, its session and the session's account,
+    /// whatever their state: the pool's `RefreshTokens::find_with_session`, its very
+    /// statement text, bound and decoded by sqlx directly (a fixed statement, prepared once
+    /// per connection, instead of sea-query's building and sea-orm's decoding on every
+    /// refresh). Not batched: see `bench/FINDINGS.md`, issue 17 part 5.
+    pub(in crate::store) async fn refresh_with_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<FoundRefresh>, DbErr> {
+        let row = match &self.pool {
+            Pool::Postgres(pool) => {
+                sea_orm::sqlx::query_as::<_, RefreshRow>(AssertSqlSafe(REFRESH_POSTGRES.as_str()))
+                    .bind(token_hash)
+                    .bind(1_i64)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Pool::MySql(pool) => {
+                sea_orm::sqlx::query_as::<_, RefreshRow>(AssertSqlSafe(REFRESH_MYSQL.as_str()))
+                    .bind(token_hash)
+                    .bind(1_u64)
+                    .fetch_optional(pool)
+                    .await
+            }
+        };
+        row.map(|row| row.map(|RefreshRow(found)| found))
+            .map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e.into())))
+    }
+}
+
+/// The row of [`ServerRead::refresh_with_session`], in its statement's order: the token's
+/// columns, the session's, then the account's ([`ACCOUNT_COLUMNS`]).
+struct RefreshRow(FoundRefresh);
+
+impl<'r, R> FromRow<'r, R> for RefreshRow
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    Uuid: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<DateTime<Utc>>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sea_orm::sqlx::Error> {
+        let token = refresh_token::Model {
+            id: row.try_get(0)?,
+            session_id: row.try_get(1)?,
+            token_hash: row.try_get(2)?,
+            created_at: row.try_get(3)?,
+            expires_at: row.try_get(4)?,
+            spent_at: row.try_get(5)?,
+        };
+        let session = session::Model {
+            id: row.try_get(6)?,
+            user_id: row.try_get(7)?,
+            created_at: row.try_get(8)?,
+            expires_at: row.try_get(9)?,
+            revoked_at: row.try_get(10)?,
+            last_used_at: row.try_get(11)?,
+            created_ip: row.try_get(12)?,
+            created_user_agent: row.try_get(13)?,
+            last_ip: row.try_get(14)?,
+            last_user_agent: row.try_get(15)?,
+            amr: row.try_get(16)?,
+        };
+        let at = |i: usize| REFRESH_ACCOUNT_AT + i;
+        let columns: AccountRow = (
+            row.try_get(at(0))?,
+            row.try_get(at(1))?,
+            row.try_get(at(2))?,
+            row.try_get(at(3))?,
+            row.try_get(at(4))?,
+            row.try_get(at(5))?,
+        );
+        Ok(Self(FoundRefresh {
+            token,
+            session,
+            account: account(columns),
+        }))
+    }
+}
+
+/// Where [`RefreshRow`]'s account columns start: after the token's 6 and the session's 11.
+const REFRESH_ACCOUNT_AT: usize = 17;
+
+/// The pool's refresh read as text, for `backend`, with the hash left to bind (`$1`/`?`)
+/// and the limit (`$2`/`?`, always 1).
+fn refresh_sql(backend: DatabaseBackend) -> String {
+    find_with_session(String::new()).build(backend).sql
+}
+
+static REFRESH_POSTGRES: LazyLock<String> =
+    LazyLock::new(|| refresh_sql(DatabaseBackend::Postgres));
+
+static REFRESH_MYSQL: LazyLock<String> = LazyLock::new(|| refresh_sql(DatabaseBackend::MySql));
 
 /// The account of `row` if it is session `sid`'s and the session is live at `at`.
 fn live(row: BatchRow, sid: Uuid, at: DateTime<Utc>) -> Option<Account> {

@@ -144,7 +144,7 @@ async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone()
     );
 
     // What the pool reads back (never the inline reader): exactly what was written.
-    let pool = RefreshTokens::on(&auth.store().db, None);
+    let pool = RefreshTokens::on(&auth.store().db, None, None);
     let FoundRefresh {
         token: successor,
         session,
