@@ -10,6 +10,7 @@ pub mod domain;
 pub mod entity;
 pub mod error;
 pub mod graphql;
+pub mod hex;
 pub mod http;
 pub mod jobs;
 pub mod mail;

@@ -607,10 +607,7 @@ fn passkey_name(raw: Option<&str>) -> Result<String, AuthError> {
 
 /// What the database keeps of a credential id: hex of its SHA-256.
 fn credential_hash(credential_id: &[u8]) -> String {
-    Sha256::digest(credential_id)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::lower(&Sha256::digest(credential_id))
 }
 
 fn new_passkey(info: &PasskeyInfo, user: Uuid, passkey: &Passkey) -> Result<NewPasskey, AuthError> {

@@ -254,6 +254,5 @@ fn secret(
 fn random_secret() -> SecretString {
     let mut bytes = [0u8; 64];
     rand::rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    SecretString::from(hex)
+    SecretString::from(crate::hex::lower(&bytes))
 }

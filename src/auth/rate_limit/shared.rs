@@ -175,7 +175,7 @@ impl Shared {
             Bucket::Ip(ip) => format!("{prefix}:rl:{limit}:{ip}"),
             Bucket::Text(text) => {
                 let digest = Sha256::digest(text.as_bytes());
-                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                let hex = crate::hex::lower(&digest[..16]);
                 format!("{prefix}:rl:{limit}:{hex}")
             }
         }

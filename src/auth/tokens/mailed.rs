@@ -77,11 +77,7 @@ impl MailedKeys {
         mac.update(purpose.as_str().as_bytes());
         mac.update(b":");
         mac.update(token.0.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::hex::lower(&mac.finalize().into_bytes())
     }
 }
 

@@ -117,7 +117,7 @@ impl MfaKeys {
         for part in parts {
             mac.update(part);
         }
-        hex(&mac.finalize().into_bytes())
+        crate::hex::lower(&mac.finalize().into_bytes())
     }
 }
 
@@ -170,11 +170,7 @@ pub fn recovery_code_hash(user: Uuid, normalized: &str) -> String {
     hasher.update(user.as_bytes());
     hasher.update(b":");
     hasher.update(normalized.as_bytes());
-    hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::lower(&hasher.finalize())
 }
 
 #[cfg(test)]

@@ -65,10 +65,7 @@ impl RefreshKeys {
 
     /// What the database stores and looks tokens up by.
     pub fn hash(&self, token: &RefreshToken) -> String {
-        self.mac(b"storage", token)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::hex::lower(&self.mac(b"storage", token))
     }
 
     fn mac(&self, purpose: &[u8], token: &RefreshToken) -> [u8; 32] {
