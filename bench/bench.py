@@ -117,8 +117,12 @@ def rss_kb(pid, field):
 class Server:
     """One auth-server process on its own port and database."""
 
-    def __init__(self, out, name, database_url, spawn_time=None, binary=None, env=None):
+    def __init__(self, out, name, database_url, spawn_time=None, binary=None, env=None,
+                 tool=None):
         self.out, self.name = out, name
+        # The seeding tool: this build's, or the one built with `binary` when its schema
+        # is older than this build's (see --before-tool).
+        self.tool_path = tool or TOOL
         self.port = free_port()
         self.dir = os.path.join(out, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -149,7 +153,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/graphql"
 
     def tool(self, *args, timeout=900):
-        return sh([TOOL, *map(str, args)], timeout, env=self.env, cwd=self.dir)
+        return sh([self.tool_path, *map(str, args)], timeout, env=self.env, cwd=self.dir)
 
     def seed(self, hash_, hot, login, filler, tag):
         d = os.path.join(self.dir, tag)
@@ -464,7 +468,7 @@ def signing(out, cfg, hash_, compare=None):
             srv.stop()
 
 
-def refresh_latency(out, cfg, hash_, before=None):
+def refresh_latency(out, cfg, hash_, before=None, before_tool=None):
     """`refreshToken` at 1, 8 and 32 connections, interleaved with `before` if given.
 
     This release binary and, with `before` = (path, label), that binary (a build from
@@ -474,12 +478,13 @@ def refresh_latency(out, cfg, hash_, before=None):
     REFRESH_SWEEP, every load on fresh rotation chains (CHUNK tokens, spent in turn);
     before those, `me` at 32 connections on the same server.
     """
-    plan = [("this", None)] + ([("before", before[0])] if before else [])
+    plan = [("this", None, None)] + ([("before", before[0], before_tool)] if before else [])
     servers = {}
     try:
-        for name, binary in plan:
+        for name, binary, tool in plan:
             srv = Server(out, f"refresh-{name}",
-                         f"sqlite://{out}/refresh-{name}/auth.db?mode=rwc", binary=binary)
+                         f"sqlite://{out}/refresh-{name}/auth.db?mode=rwc", binary=binary,
+                         tool=tool)
             tokens = srv.seed(hash_, 2 * HOT, 0, 0, "hot")
             # `me` with HOT of them, as the main figure does (each in the verified-token
             # cache after the first pass).
@@ -732,6 +737,10 @@ def main():
                     help="an auth-server binary from before SQLite group commit (issue 17) to "
                     "measure `refreshToken` at 1, 8 and 32 connections on, in turns with this "
                     "build")
+    ap.add_argument("--before-tool", metavar="PATH",
+                    help="the bench_tool example built with --before-binary (cargo build "
+                    "--release --features bench --example bench_tool), to seed its database: "
+                    "needed when that build's schema is older than this one's")
     ap.add_argument("--before-label", metavar="TEXT",
                     help="how the report names --before-binary (default: its path)")
     ap.add_argument("--only-refresh", action="store_true",
@@ -762,6 +771,8 @@ def main():
 
     compare = other_binary("--compare-binary", args.compare_binary, args.compare_label)
     before = other_binary("--before-binary", args.before_binary, args.before_label)
+    before_tool = other_binary("--before-tool", args.before_tool, None)
+    before_tool = before_tool[0] if before_tool else None
     if BUILD != "release" and not args.smoke:
         sys.exit("BENCH_BUILD=debug is for --smoke only: figures are measured on release builds")
     profile = "smoke" if args.smoke else "full"
@@ -818,7 +829,7 @@ def main():
     if args.only_refresh:
         log(f"refresh: 1, 8 and 32 connections{' and ' + before[1] if before else ''}, "
             f"{cfg['alternations']} alternation(s)")
-        measured = refresh_latency(out, cfg, hash_, before)
+        measured = refresh_latency(out, cfg, hash_, before, before_tool)
         only("refresh", measured, report.refresh_section(measured, cfg, stats)[1])
         return
 
@@ -883,7 +894,7 @@ def main():
 
     log(f"refresh: 1, 8 and 32 connections{' and ' + before[1] if before else ''}, "
         f"{cfg['alternations']} alternation(s)")
-    rotations = refresh_latency(out, cfg, hash_, before)
+    rotations = refresh_latency(out, cfg, hash_, before, before_tool)
 
     backends = {}
     for kind, admin in backend_urls():
