@@ -283,3 +283,40 @@ static MYSQL: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
         })
         .collect()
 });
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{DatabaseBackend, IdenStatic, Iterable};
+
+    use super::{REFRESH_ACCOUNT_AT, refresh_sql};
+    use crate::entity::{refresh_token, session};
+    use crate::store::users::ACCOUNT_COLUMNS;
+
+    /// `RefreshRow` decodes by position: the token's columns in its model's order, the
+    /// session's, then the account's from `REFRESH_ACCOUNT_AT`. The statement must select
+    /// exactly those, in that order, on both backends.
+    #[test]
+    fn the_refresh_statement_selects_what_refresh_row_decodes_in_its_order() {
+        let expected: Vec<String> = refresh_token::Column::iter()
+            .map(|c| format!("A_{}", c.as_str()))
+            .chain(session::Column::iter().map(|c| format!("B_{}", c.as_str())))
+            .chain(ACCOUNT_COLUMNS.iter().map(|c| format!("C_{}", c.as_str())))
+            .collect();
+        assert_eq!(
+            REFRESH_ACCOUNT_AT,
+            refresh_token::Column::iter().count() + session::Column::iter().count()
+        );
+        for (backend, quote) in [
+            (DatabaseBackend::Postgres, '"'),
+            (DatabaseBackend::MySql, '`'),
+        ] {
+            let sql = refresh_sql(backend);
+            let aliases: Vec<String> = sql
+                .split(" AS ")
+                .skip(1)
+                .map(|rest| rest.split(quote).nth(1).unwrap().to_owned())
+                .collect();
+            assert_eq!(aliases, expected, "{backend:?}: {sql}");
+        }
+    }
+}
