@@ -21,7 +21,7 @@ use super::tokens::{Amr, RefreshToken};
 use super::{Account, AuthService, Issued};
 use crate::entity::{refresh_token, session};
 use crate::error::AuthError;
-use crate::store::{FoundRefresh, Rotated, Rotation};
+use crate::store::{Decide, FoundRefresh, Refreshed, Rotated, Rotation};
 
 /// What a presented refresh token is, at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,11 @@ impl AuthService {
     }
 
     /// [`refresh`](Self::refresh), and the outcome it is counted under.
+    ///
+    /// The read, the judgement and the rotation are one call to the store
+    /// (`Store::find_and_rotate`): on an SQLite file the group writer runs all three in its
+    /// transaction. The judgement is made again here on what was read, at the same instant,
+    /// to choose what to answer.
     async fn judge_and_rotate(
         &self,
         presented: &str,
@@ -76,23 +81,43 @@ impl AuthService {
             return ("invalid", Err(AuthError::InvalidRefreshToken));
         };
         let at = self.now();
-        let found = match self.find_refresh(&token).await {
-            Ok(found) => found,
-            Err(AuthError::InvalidRefreshToken) => {
-                return ("invalid", Err(AuthError::InvalidRefreshToken));
-            }
-            Err(e) => return ("error", Err(e)),
+        let successor = self.keys.successor(&token);
+        let decide = self.rotate_if_live(&successor, at, client);
+        let refreshed = match self
+            .store
+            .find_and_rotate(self.keys.hash(&token), decide)
+            .await
+        {
+            Ok(Some(refreshed)) => refreshed,
+            Ok(None) => return ("invalid", Err(AuthError::InvalidRefreshToken)),
+            Err(e) => return (outcome_of(&e), Err(e)),
         };
+        let Refreshed { found, rotated } = refreshed;
         match judge_refresh(&found.token, &found.session, at, self.reuse_grace) {
             Presented::SessionDead | Presented::Expired => {
                 ("invalid", Err(AuthError::InvalidRefreshToken))
             }
-            Presented::Live => match self.rotate(&token, &found, at, client).await {
-                Ok(Some(issued)) => ("rotated", Ok(issued)),
+            Presented::Live => match rotated {
+                Some(Rotated::Done) => {
+                    // The session keeps how it was authenticated through every rotation.
+                    let amr = Amr::from_stored(found.session.amr.as_deref());
+                    let session = found.session.id;
+                    match self.issue(found.account, session, successor, amr, at) {
+                        Ok(issued) => ("rotated", Ok(issued)),
+                        Err(e) => (outcome_of(&e), Err(e)),
+                    }
+                }
                 // Another request spent it a moment ago (at `at`, so inside any grace
                 // window): treat it like a retry.
-                Ok(None) => self.grace(&token, found, at).await,
-                Err(e) => (outcome_of(&e), Err(e)),
+                Some(Rotated::AlreadySpent) => self.grace(&token, found, at).await,
+                // Revoked between our read and our write.
+                Some(Rotated::SessionGone) => ("invalid", Err(AuthError::InvalidRefreshToken)),
+                None => (
+                    "error",
+                    Err(AuthError::internal_msg(
+                        "a live refresh token was read but not rotated",
+                    )),
+                ),
             },
             Presented::InGrace => self.grace(&token, found, at).await,
             Presented::Reused => match self.revoke_for_reuse(&found.session, client).await {
@@ -100,6 +125,32 @@ impl AuthService {
                 Err(e) => ("error", Err(e)),
             },
         }
+    }
+
+    /// The judgement the store applies to the token it reads for a refresh at `at`: a live
+    /// token is rotated to `successor`, anything else is left as it is. The same rule as
+    /// [`judge_refresh`], whose answer the caller reads again from what was found.
+    fn rotate_if_live(
+        &self,
+        successor: &RefreshToken,
+        at: DateTime<Utc>,
+        client: &Client,
+    ) -> Decide {
+        let grace = self.reuse_grace;
+        let successor_hash = self.keys.hash(successor);
+        let expires_at = at + self.refresh_ttl;
+        let client = client.clone();
+        Box::new(move |found: &FoundRefresh| {
+            let live = judge_refresh(&found.token, &found.session, at, grace) == Presented::Live;
+            live.then(|| Rotation {
+                token: found.token.id,
+                session: found.token.session_id,
+                successor_hash,
+                at,
+                expires_at,
+                client,
+            })
+        })
     }
 
     /// The successor handed out again inside the grace window.
@@ -129,39 +180,6 @@ impl AuthService {
             .find_with_session(self.keys.hash(token))
             .await?
             .ok_or(AuthError::InvalidRefreshToken)
-    }
-
-    /// Spends the token `found` with one conditional update and stores its successor, in
-    /// one transaction (committed with others on SQLite: `crate::store::Store::rotate`).
-    /// `None` if another request spent it first. The new access token names the account
-    /// as read with the token, a moment before.
-    async fn rotate(
-        &self,
-        token: &RefreshToken,
-        found: &FoundRefresh,
-        at: DateTime<Utc>,
-        client: &Client,
-    ) -> Result<Option<Issued>, AuthError> {
-        let (row, session) = (&found.token, &found.session);
-        // The session keeps how it was authenticated through every rotation.
-        let amr = Amr::from_stored(session.amr.as_deref());
-        let successor = self.keys.successor(token);
-        let rotation = Rotation {
-            token: row.id,
-            session: row.session_id,
-            successor_hash: self.keys.hash(&successor),
-            at,
-            expires_at: at + self.refresh_ttl,
-            client: client.clone(),
-        };
-        match self.store.rotate(rotation).await? {
-            Rotated::Done => self
-                .issue(found.account.clone(), row.session_id, successor, amr, at)
-                .map(Some),
-            Rotated::AlreadySpent => Ok(None),
-            // Revoked between our read and our write.
-            Rotated::SessionGone => Err(AuthError::InvalidRefreshToken),
-        }
     }
 
     /// Inside the grace window: hand back the successor that the first refresh stored,

@@ -6,6 +6,13 @@
 //! savepoint, with one `fsync` ([`group_commit`]); on PostgreSQL each is one statement;
 //! elsewhere, and whenever the group writer is unavailable, each is its own transaction
 //! on the pool. Either way a rotation is answered only after its commit.
+//!
+//! [`Store::find_and_rotate`] is the whole of a refresh's storage: the read of the token by
+//! its hash, the caller's judgement of what it read, and the rotation that judgement asks
+//! for. On an SQLite file the group writer does all three inside its transaction, where
+//! its page cache is warm (a reader connection's cache starts cold after every commit of
+//! the writer, see `bench/FINDINGS.md`, issue 17 part 7); elsewhere the read goes first
+//! and the rotation after, as two steps.
 
 mod group_commit;
 
@@ -16,6 +23,7 @@ use uuid::Uuid;
 pub(super) use group_commit::GroupCommit;
 
 use super::Store;
+use super::refresh_tokens::FoundRefresh;
 use crate::auth::Client;
 use crate::error::AuthError;
 
@@ -42,7 +50,47 @@ pub enum Rotated {
     SessionGone,
 }
 
+/// What a refresh does with the token it read (its judgement): the rotation to commit,
+/// or `None` to write nothing. It runs once, on the group writer's thread on an SQLite
+/// file, so it must only look at what it is given.
+pub type Decide = Box<dyn FnOnce(&FoundRefresh) -> Option<Rotation> + Send>;
+
+/// What [`Store::find_and_rotate`] read, and what the rotation it asked for did (`None`
+/// when it asked for none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    pub found: FoundRefresh,
+    pub rotated: Option<Rotated>,
+}
+
 impl Store {
+    /// Reads the refresh token stored under `token_hash` with its session and account,
+    /// then commits the rotation `decide` asks for given what was read. `None` when no
+    /// token has that hash. On an SQLite file the read and the rotation are one step of
+    /// the group writer, in its transaction, so nothing can change between them.
+    pub async fn find_and_rotate(
+        &self,
+        token_hash: String,
+        decide: Decide,
+    ) -> Result<Option<Refreshed>, AuthError> {
+        let (token_hash, decide) = match &self.group_commit {
+            Some(group) => match group.find_and_rotate(token_hash, decide).await {
+                Ok(done) => return done,
+                // The writer is gone (it is never expected to be): the pool still works.
+                Err(back) => back,
+            },
+            None => (token_hash, decide),
+        };
+        let Some(found) = self.refresh_tokens().find_with_session(token_hash).await? else {
+            return Ok(None);
+        };
+        let rotated = match decide(&found) {
+            Some(rotation) => Some(self.rotate_alone(&rotation).await?),
+            None => None,
+        };
+        Ok(Some(Refreshed { found, rotated }))
+    }
+
     /// Rotates as [`Rotation`] says, committed before it returns.
     pub async fn rotate(&self, rotation: Rotation) -> Result<Rotated, AuthError> {
         if let Some(group) = &self.group_commit {

@@ -5,7 +5,7 @@ mod sqlite_read;
 
 pub(super) use server_read::ServerRead;
 
-pub(super) use sqlite_read::sqlx_instant;
+pub(super) use sqlite_read::{PAGE_CACHE_KIB, SqliteReader, sqlx_instant};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -288,7 +288,7 @@ impl<'a, C: ConnectionTrait> Sessions<'a, C> {
 }
 
 #[cfg(test)]
-pub(super) use sqlite_read::{LIVE_ACCOUNT, SqliteReader};
+pub(super) use sqlite_read::LIVE_ACCOUNT;
 
 #[cfg(test)]
 pub(super) fn pool_live_account_query(

@@ -35,7 +35,7 @@ use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
 const MAX_IDLE: usize = 8;
 
 /// Page cache of each reader connection, KiB.
-const PAGE_CACHE_KIB: u32 = 16 * 1024;
+pub(in crate::store) const PAGE_CACHE_KIB: u32 = 16 * 1024;
 
 /// The account of a live session: the same join, columns and conditions as the pool's
 /// query in `Sessions::live_account`. Only the session id is a condition: given the user id
@@ -166,7 +166,9 @@ impl SqliteReader {
         found
     }
 
-    fn refresh_query(
+    /// The read of [`refresh_with_session`](Self::refresh_with_session) on `conn` (also
+    /// the group writer's, inside its transaction: `rotations::group_commit`).
+    pub(in crate::store) fn refresh_query(
         conn: &Connection,
         token_hash: &str,
     ) -> rusqlite::Result<Option<FoundRefresh>> {

@@ -70,13 +70,50 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-fn queue(group: &GroupCommit, rotation: Rotation) -> oneshot::Receiver<Result<Rotated, AuthError>> {
+/// Queues `work` without waiting for the writer to take it.
+fn send(group: &GroupCommit, work: Work) -> oneshot::Receiver<Result<Answer, AuthError>> {
     let (answer, answered) = oneshot::channel();
     group
         .jobs
-        .try_send(Job { rotation, answer })
+        .try_send(Job { work, answer })
         .unwrap_or_else(|_| panic!("queued"));
     answered
+}
+
+/// Queues `rotation`; the future is its answer.
+fn queue(
+    group: &GroupCommit,
+    rotation: Rotation,
+) -> impl Future<Output = Result<Rotated, AuthError>> + use<> {
+    let answered = send(group, Work::Rotate(rotation));
+    async move {
+        match answered.await.expect("answered")? {
+            Answer::Rotated(rotated) => Ok(rotated),
+            other => panic!("a rotation answered {other:?}"),
+        }
+    }
+}
+
+/// Queues a refresh of the token under `token_hash` that rotates it as `rotation` says if
+/// it is unspent; the future is its answer.
+fn queue_refresh(
+    group: &GroupCommit,
+    token_hash: &str,
+    rotation: Rotation,
+) -> impl Future<Output = Result<Option<Refreshed>, AuthError>> + use<> {
+    let decide: Decide =
+        Box::new(move |found: &FoundRefresh| found.token.spent_at.is_none().then_some(rotation));
+    let work = Work::FindAndRotate {
+        token_hash: token_hash.to_owned(),
+        decide: Some(decide),
+    };
+    let answered = send(group, work);
+    async move {
+        match answered.await.expect("answered")? {
+            Answer::Found(found) => Ok(found),
+            other => panic!("a refresh answered {other:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,12 +152,9 @@ async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone()
     wait_until("the others queued", || group.queued() >= 3).await;
     blocker.execute_batch("COMMIT").unwrap();
 
-    let first = first.await.unwrap().unwrap();
+    let first = first.await.unwrap();
     assert_eq!(first, Rotated::Done);
-    let mut answers = futures::future::join_all(answers)
-        .await
-        .into_iter()
-        .map(Result::unwrap);
+    let mut answers = futures::future::join_all(answers).await.into_iter();
     let bob_answers = [answers.next().unwrap(), answers.next().unwrap()];
     let done = bob_answers
         .iter()
@@ -198,6 +232,88 @@ async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone()
     let found = pool.find_with_session(alice_hash).await.unwrap().unwrap();
     assert_eq!(found.token.spent_at, Some(alice.at));
     assert_eq!(found.account.email, "alice@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_reads_inside_the_batch_and_rotates_as_its_judgement_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = Arc::new(service(dir.path()).await);
+    let group = auth
+        .store()
+        .group_commit
+        .as_ref()
+        .expect("a file gets the group writer");
+    let (alice, alice_hash) = rotation_of_new_account(&auth, "alice@example.com").await;
+    let (bob, _) = rotation_of_new_account(&auth, "bob@example.com").await;
+    let (carol, carol_hash) = rotation_of_new_account(&auth, "carol@example.com").await;
+    // The writer reads Carol's token once (its pages are now in its cache) and is asked
+    // to write nothing; then the pool revokes her session.
+    let untouched: Decide = Box::new(|_: &FoundRefresh| None);
+    let read = group
+        .find_and_rotate(carol_hash.clone(), untouched)
+        .await
+        .unwrap_or_else(|_| panic!("the writer runs"))
+        .unwrap()
+        .expect("Carol's token is found");
+    assert_eq!((read.found.session.revoked_at, read.rotated), (None, None));
+    auth.store()
+        .sessions()
+        .revoke([carol.session], Utc::now())
+        .await
+        .unwrap();
+
+    // Another connection holds the write lock: the writer takes Bob's rotation and waits.
+    let blocker = rusqlite::Connection::open(dir.path().join("auth.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let first = queue(group, bob);
+    wait_until("the writer took the first rotation", || group.queued() == 0).await;
+    // Meanwhile Alice's token is presented twice, an unknown one once, Carol's once.
+    let twice = [
+        queue_refresh(group, &alice_hash, alice.clone()),
+        queue_refresh(group, &alice_hash, alice.clone()),
+    ];
+    let unknown = queue_refresh(group, &"0".repeat(64), alice.clone());
+    let revoked = queue_refresh(group, &carol_hash, carol.clone());
+    wait_until("the others queued", || group.queued() >= 4).await;
+    blocker.execute_batch("COMMIT").unwrap();
+
+    assert_eq!(first.await.unwrap(), Rotated::Done);
+    let [once, again] = futures::future::join_all(twice)
+        .await
+        .try_into()
+        .expect("two answers");
+    // The first read found the token unspent and rotated it; the second, in the same
+    // transaction, found it spent by the first and wrote nothing.
+    let once = once.unwrap().expect("found");
+    assert_eq!(once.found.token.spent_at, None);
+    assert_eq!(once.found.account.email, "alice@example.com");
+    assert_eq!(once.rotated, Some(Rotated::Done));
+    let again = again.unwrap().expect("found");
+    assert_eq!(again.found.token.spent_at, Some(alice.at));
+    assert_eq!(again.found.token.id, once.found.token.id);
+    assert_eq!(again.rotated, None);
+    assert_eq!(unknown.await.unwrap(), None);
+    // The writer's cache held Carol's session from before; it reads the pool's revocation.
+    let revoked = revoked.await.unwrap().expect("found");
+    assert!(revoked.found.session.revoked_at.is_some(), "{revoked:?}");
+    // Its judgement (here: rotate whatever is unspent) asked for a rotation, which found
+    // the session revoked and was rolled back.
+    assert_eq!(revoked.rotated, Some(Rotated::SessionGone));
+    assert_eq!(
+        group.batches(),
+        3,
+        "Carol's first read alone, Bob's rotation alone, the four refreshes together"
+    );
+
+    // What the pool reads back: Alice's successor is her session's live token.
+    let pool = RefreshTokens::on(&auth.store().db, None, None);
+    assert!(
+        pool.is_live(alice.successor_hash.clone(), Utc::now())
+            .await
+            .unwrap()
+    );
+    let spent = pool.find_with_session(alice_hash).await.unwrap().unwrap();
+    assert_eq!(spent.token.spent_at, Some(alice.at));
 }
 
 #[tokio::test]
