@@ -142,7 +142,7 @@ impl AuthService {
         let client = client.clone();
         Box::new(move |found: &FoundRefresh| {
             let live = judge_refresh(&found.token, &found.session, at, grace) == Presented::Live;
-            live.then(|| Rotation {
+            live.then_some(Rotation {
                 token: found.token.id,
                 session: found.token.session_id,
                 successor_hash,

@@ -125,8 +125,10 @@ enum Work {
     },
 }
 
-/// The writer's answer to a [`Work`] of the same kind.
+/// The writer's answer to a [`Work`] of the same kind. Moved once, through a oneshot
+/// channel: boxing the large variant would only add an allocation per refresh.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Answer {
     Rotated(Rotated),
     Found(Option<Refreshed>),
