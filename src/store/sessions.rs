@@ -5,7 +5,7 @@ mod sqlite_read;
 
 pub(super) use server_read::ServerRead;
 
-pub(super) use sqlite_read::{PAGE_CACHE_KIB, SqliteReader, sqlx_instant};
+pub(super) use sqlite_read::{SqliteReader, sqlx_instant};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

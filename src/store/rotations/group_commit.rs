@@ -68,7 +68,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Decide, Refreshed, Rotated, Rotation};
 use crate::error::AuthError;
 use crate::storage::DatabaseFile;
-use crate::store::sessions::{PAGE_CACHE_KIB, SqliteReader, sqlx_instant};
+use crate::store::sessions::{SqliteReader, sqlx_instant};
 
 /// Most rotations committed together. Under any load a batch is what queued during the
 /// previous commit; this bounds the time one commit holds the write lock.
@@ -375,9 +375,10 @@ impl Writer {
         conn.pragma_update(None, "foreign_keys", true)?;
         // Checkpoints are the checkpointer's; this one only if it falls behind.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
-        // Refreshes read here (`Work::FindAndRotate`) from a cache that stays warm: as
-        // large as a reader connection's, allocated only as pages are read.
-        conn.pragma_update(None, "cache_size", -(PAGE_CACHE_KIB as i64))?;
+        // Refreshes read here (`Work::FindAndRotate`) from a cache that stays warm. It keeps
+        // SQLite's default size (2 MiB): a rotation reads pages the rotations just before
+        // it wrote, and 16 MiB (a reader connection's) added 12 MB to the peak RSS for no
+        // throughput (bench/FINDINGS.md, issue 17 part 7).
         if let Some(pages) = self.page_limit {
             conn.pragma_update_and_check(None, "max_page_count", pages, |_| Ok(()))?;
         }

@@ -35,7 +35,7 @@ use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
 const MAX_IDLE: usize = 8;
 
 /// Page cache of each reader connection, KiB.
-pub(in crate::store) const PAGE_CACHE_KIB: u32 = 16 * 1024;
+const PAGE_CACHE_KIB: u32 = 16 * 1024;
 
 /// The account of a live session: the same join, columns and conditions as the pool's
 /// query in `Sessions::live_account`. Only the session id is a condition: given the user id
