@@ -404,3 +404,60 @@ async fn the_wal_starts_over_while_rotations_keep_coming() {
         "the WAL grew to {frames} frames over {CHAIN} rotations"
     );
 }
+
+/// A batch whose commit failed: a rotation that wrote and every refresh's read (it may
+/// have seen the batch's uncommitted writes) are refused; a rotation that wrote nothing
+/// and an answer already refused keep theirs.
+#[tokio::test]
+async fn a_failed_commit_refuses_what_wrote_and_every_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = service(dir.path()).await;
+    let (_, hash) = rotation_of_new_account(&auth, "erin@example.com").await;
+    let found = auth
+        .store()
+        .refresh_tokens()
+        .find_with_session(hash)
+        .await
+        .unwrap()
+        .unwrap();
+    let refreshed = |rotated| {
+        Ok(Answer::Found(Some(Refreshed {
+            found: found.clone(),
+            rotated,
+        })))
+    };
+    let answers = vec![
+        Ok(Answer::Rotated(Rotated::Done)),
+        Ok(Answer::Rotated(Rotated::AlreadySpent)),
+        Ok(Answer::Rotated(Rotated::SessionGone)),
+        refreshed(Some(Rotated::Done)),
+        refreshed(None),
+        Ok(Answer::Found(None)),
+        Err(AuthError::InvalidRefreshToken),
+    ];
+    assert_eq!(
+        answers.iter().filter(|a| wrote(a)).count(),
+        2,
+        "the rotation and the refresh that rotated wrote"
+    );
+    let kept: Vec<String> = refuse_written(answers, AuthError::internal_msg("disk full"))
+        .into_iter()
+        .map(|a| match a {
+            Ok(answer) => format!("{answer:?}"),
+            Err(AuthError::InvalidRefreshToken) => "already refused".to_owned(),
+            Err(_) => "refused".to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "refused",
+            "Rotated(AlreadySpent)",
+            "Rotated(SessionGone)",
+            "refused",
+            "refused",
+            "refused",
+            "already refused",
+        ]
+    );
+}
