@@ -113,10 +113,11 @@ impl AuthService {
         self.check_password(user, password, client).await?;
         let at = self.now();
         let write = self.store.begin_write().await?;
-        write.outbox().delete_of_user(user).await?;
         if !write.users().delete(user).await? {
             return abort(write, AuthError::Unauthenticated).await;
         }
+        // After the account's row: see `Outbox::delete_of_user`.
+        write.outbox().delete_of_user(user).await?;
         // Kept (no foreign key) until the retention ends, for the operator.
         let event = Event::success(EventKind::AccountDeleted, client)
             .user(user)

@@ -96,9 +96,27 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
 
     /// Deletes the mails about account `user` not yet delivered (a worker sending one at
     /// this moment still sends it).
+    ///
+    /// The rows are found first and deleted by primary key: a delete through the
+    /// `user_id` index would lock that index's entries before the rows, the opposite
+    /// order to the worker's [`delivered`](Self::delivered), and MySQL would find a
+    /// deadlock between the two. Inside the account's deletion, run it after the
+    /// account's row is deleted: every write that queues mail about an account holds a
+    /// lock on its row (a mailed token's foreign key, or an update), so by then each one
+    /// has committed, and this read sees its mail.
     pub async fn delete_of_user(&self, user: Uuid) -> Result<(), DbErr> {
-        mail_outbox::Entity::delete_many()
+        let ids: Vec<Uuid> = mail_outbox::Entity::find()
+            .select_only()
+            .column(mail_outbox::Column::Id)
             .filter(mail_outbox::Column::UserId.eq(user))
+            .into_tuple()
+            .all(self.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        mail_outbox::Entity::delete_many()
+            .filter(mail_outbox::Column::Id.is_in(ids))
             .exec(self.db)
             .await
             .map(drop)

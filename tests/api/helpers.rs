@@ -274,6 +274,12 @@ async fn spawn(
     configure: impl FnOnce(&mut Settings),
     collaborators: Collaborators,
 ) -> TestApp {
+    // The server's log, shown with a failing test's output: errors, or what `TEST_LOG`
+    // (an `EnvFilter`) asks for.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TEST_LOG"))
+        .with_test_writer()
+        .try_init();
     let (db, url) = TestDatabase::create(backend).await;
     let mut settings = test_settings();
     settings.database.url = SecretString::from(url.clone());
