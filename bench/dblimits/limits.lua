@@ -8,9 +8,11 @@
 --           the token, its session and its account by hash, then in one READ COMMITTED
 --           transaction spend it, refresh the session, insert the successor.
 -- The statements were captured from the server (README.md) and run here as prepared
--- statements, as sqlx runs them. FILE holds session ids (32 hex digits a line): thread k
--- uses the k-th (modulo their count), for the guard as for its rotation chain, so that
--- threads never wait on each other's rows; the server's loads also spread over sessions.
+-- statements, as sqlx runs them; the rotation's three are `src/store/rotations/server.rs`'s
+-- (the server binds the user agent where this has a literal NULL). FILE holds session
+-- ids (32 hex digits a line): thread k uses the k-th (modulo their count), for the guard
+-- as for its rotation chain, so that threads never wait on each other's rows; the
+-- server's loads also spread over sessions.
 
 sysbench.cmdline.options = {
   mode = {"guard or rotation", "guard"},
@@ -23,9 +25,9 @@ sysbench.cmdline.options = {
 
 local GUARD = [[SELECT u.`id`, u.`email`, u.`username`, u.`created_at`, u.`updated_at`, u.`email_verified_at` FROM `sessions` s INNER JOIN `users` u ON u.`id` = s.`user_id` WHERE s.`id` = ? AND s.`revoked_at` IS NULL AND s.`expires_at` > ? LIMIT 1]]
 local FIND = [[SELECT `refresh_tokens`.`id` AS `A_id`, `refresh_tokens`.`session_id` AS `A_session_id`, `refresh_tokens`.`token_hash` AS `A_token_hash`, `refresh_tokens`.`created_at` AS `A_created_at`, `refresh_tokens`.`expires_at` AS `A_expires_at`, `refresh_tokens`.`spent_at` AS `A_spent_at`, `sessions`.`id` AS `B_id`, `sessions`.`user_id` AS `B_user_id`, `sessions`.`created_at` AS `B_created_at`, `sessions`.`expires_at` AS `B_expires_at`, `sessions`.`revoked_at` AS `B_revoked_at`, `sessions`.`last_used_at` AS `B_last_used_at`, `sessions`.`created_ip` AS `B_created_ip`, `sessions`.`created_user_agent` AS `B_created_user_agent`, `sessions`.`last_ip` AS `B_last_ip`, `sessions`.`last_user_agent` AS `B_last_user_agent`, `sessions`.`amr` AS `B_amr`, `users`.`id` AS `C_id`, `users`.`email` AS `C_email`, `users`.`username` AS `C_username`, `users`.`created_at` AS `C_created_at`, `users`.`updated_at` AS `C_updated_at`, `users`.`email_verified_at` AS `C_email_verified_at` FROM `refresh_tokens` LEFT JOIN `sessions` ON `refresh_tokens`.`session_id` = `sessions`.`id` INNER JOIN `users` ON `sessions`.`user_id` = `users`.`id` WHERE `refresh_tokens`.`token_hash` = ? LIMIT ?]]
-local SPEND = [[UPDATE `refresh_tokens` SET `spent_at` = ? WHERE `refresh_tokens`.`id` = ? AND `refresh_tokens`.`spent_at` IS NULL]]
-local REFRESHED = [[UPDATE `sessions` SET `expires_at` = ?, `last_used_at` = ?, `last_ip` = ?, `last_user_agent` = NULL WHERE `sessions`.`id` = ? AND `sessions`.`revoked_at` IS NULL]]
-local INSERT = [[INSERT INTO `refresh_tokens` (`id`, `session_id`, `token_hash`, `created_at`, `expires_at`, `spent_at`) VALUES (?, ?, ?, ?, ?, NULL)]]
+local SPEND = [[UPDATE refresh_tokens SET spent_at = ? WHERE id = ? AND spent_at IS NULL]]
+local REFRESHED = [[UPDATE sessions SET expires_at = ?, last_used_at = ?, last_ip = ?, last_user_agent = NULL WHERE id = ? AND revoked_at IS NULL]]
+local INSERT = [[INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at, spent_at) VALUES (?, ?, ?, ?, ?, NULL)]]
 
 local function unhex(h)
   return (h:gsub("..", function(c) return string.char(tonumber(c, 16)) end))

@@ -1,23 +1,25 @@
 //! A refresh token's rotation as one write: spend it, extend its session and store its
-//! successor. The account the new access token names was read with the token
-//! (`RefreshTokens::find_with_session`), so the write reads nothing more.
-//!
-//! On an SQLite file the rotations waiting at one moment commit together, each in its own
-//! savepoint, with one `fsync` ([`group_commit`]); on PostgreSQL each is one statement;
-//! elsewhere, and whenever the group writer is unavailable, each is its own transaction
-//! on the pool. Either way a rotation is answered only after its commit.
+//! successor. The account the new access token names was read with the token, so the
+//! write reads nothing more.
 //!
 //! [`Store::find_and_rotate`] is the whole of a refresh's storage: the read of the token by
 //! its hash, the caller's judgement of what it read, and the rotation that judgement asks
-//! for. On an SQLite file the group writer does all three inside its transaction, where
-//! its page cache is warm (a reader connection's cache starts cold after every commit of
-//! the writer, see `bench/FINDINGS.md`, issue 17 part 7); elsewhere the read goes first
-//! and the rotation after, as two steps.
+//! for, answered only after its commit.
+//!
+//! - On an SQLite file, the group writer ([`group_commit`]) does all three inside one
+//!   transaction for every refresh waiting at that moment, each rotation in its own
+//!   savepoint, with one `fsync`. Its page cache is warm, where a reader connection's
+//!   starts cold after every commit of the writer (`bench/FINDINGS.md`, issue 17 part 7).
+//! - On PostgreSQL and MySQL/MariaDB, the read and the rotation run on one pooled
+//!   connection, through sqlx directly ([`server`]): on PostgreSQL the rotation is one
+//!   statement, on MySQL one transaction.
+//! - Otherwise (an in-memory SQLite database, or the group writer gone), the read goes
+//!   through the pool and the rotation is a transaction of its own.
 
 mod group_commit;
+mod server;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
 use uuid::Uuid;
 
 pub(super) use group_commit::GroupCommit;
@@ -81,6 +83,9 @@ impl Store {
             },
             None => (token_hash, decide),
         };
+        if let Some(server) = &self.server {
+            return Ok(server.find_and_rotate(token_hash, decide).await?);
+        }
         let Some(found) = self.refresh_tokens().find_with_session(token_hash).await? else {
             return Ok(None);
         };
@@ -91,24 +96,9 @@ impl Store {
         Ok(Some(Refreshed { found, rotated }))
     }
 
-    /// Rotates as [`Rotation`] says, committed before it returns.
-    pub async fn rotate(&self, rotation: Rotation) -> Result<Rotated, AuthError> {
-        if let Some(group) = &self.group_commit {
-            match group.rotate(rotation).await {
-                Ok(done) => return done,
-                // The writer is gone (it is never expected to be): the pool still works.
-                Err(rotation) => return self.rotate_alone(&rotation).await,
-            }
-        }
-        self.rotate_alone(&rotation).await
-    }
-
-    /// The rotation on its own on the pool: one statement on PostgreSQL, a transaction
-    /// elsewhere.
+    /// The rotation on its own on the pool, as one transaction: on SQLite when the group
+    /// writer is not running (an in-memory database, or the writer gone).
     async fn rotate_alone(&self, r: &Rotation) -> Result<Rotated, AuthError> {
-        if self.db.get_database_backend() == DatabaseBackend::Postgres {
-            return self.rotate_in_one_statement(r).await;
-        }
         // The first statement writes, so SQLite takes the write lock (waiting if need be)
         // instead of failing a read transaction's upgrade.
         let write = self.begin_write().await?;
@@ -131,60 +121,4 @@ impl Store {
         self.commit_write(write).await?;
         Ok(Rotated::Done)
     }
-
-    /// PostgreSQL: the rotation as one statement, its writes chained by data-modifying
-    /// CTEs. One round trip, and no `BEGIN`/`COMMIT` round trips around it: the
-    /// transaction form took seven (bench/FINDINGS.md, issue 17). The statement is atomic
-    /// on its own, and committed when it answers.
-    ///
-    /// One difference from the transaction form: a session revoked between the spend and
-    /// its refresh leaves the token spent (there it was rolled back). The session is
-    /// revoked either way, and a token of a revoked session is refused before anything
-    /// looks at whether it was spent, so no client sees the difference.
-    async fn rotate_in_one_statement(&self, r: &Rotation) -> Result<Rotated, AuthError> {
-        let values: [Value; 8] = [
-            r.at.into(),
-            r.token.into(),
-            r.expires_at.into(),
-            r.client.ip_text().into(),
-            r.client.user_agent.clone().into(),
-            r.session.into(),
-            r.successor_hash.clone().into(),
-            super::refresh_tokens::new_id().into(),
-        ];
-        let statement =
-            Statement::from_sql_and_values(DatabaseBackend::Postgres, ROTATION_SQL, values);
-        let row = self
-            .db
-            .query_one_raw(statement)
-            .await?
-            .ok_or_else(|| AuthError::internal_msg("the rotation statement returned no row"))?;
-        let spent: i64 = row.try_get_by_index(0)?;
-        let stored: i64 = row.try_get_by_index(1)?;
-        Ok(match (spent, stored) {
-            (0, _) => Rotated::AlreadySpent,
-            (_, 0) => Rotated::SessionGone,
-            _ => Rotated::Done,
-        })
-    }
 }
-
-/// The rotation's statement on PostgreSQL. `$1` the time, `$2` the token spent, `$3` the
-/// new expiry, `$4`/`$5` the client's address and user agent, `$6` the session, `$7` the
-/// successor's hash, `$8` its row id. One row: how many tokens were spent (0 or 1), then
-/// how many successors were stored (0 or 1). The session is refreshed only if the spend
-/// matched, and the successor stored only if the session was. (PostgreSQL runs every
-/// data-modifying CTE to completion whether or not the final `SELECT` reads it.)
-const ROTATION_SQL: &str = "WITH spent AS (\
-       UPDATE refresh_tokens SET spent_at = $1 \
-       WHERE id = $2 AND spent_at IS NULL RETURNING session_id), \
-     refreshed AS (\
-       UPDATE sessions SET expires_at = $3, last_used_at = $1, last_ip = $4, \
-         last_user_agent = $5 \
-       WHERE id = $6 AND revoked_at IS NULL AND id IN (SELECT session_id FROM spent) \
-       RETURNING id), \
-     stored AS (\
-       INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at, \
-         spent_at) \
-       SELECT $8, id, $7, $1, $3, NULL FROM refreshed RETURNING id) \
-     SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM stored)";

@@ -3,7 +3,7 @@
 mod server_read;
 mod sqlite_read;
 
-pub(super) use server_read::ServerRead;
+pub(super) use server_read::{Connection, ServerRead, sqlx_error};
 
 pub(super) use sqlite_read::{SqliteReader, sqlx_instant};
 

@@ -1,13 +1,14 @@
 //! A refresh token's rotation, below the API: the three ways the store commits one (the
-//! SQLite group writer, PostgreSQL's single statement, MySQL's transaction) give the same
-//! outcome and leave the same rows, for a rotation that wins, one that lost the race,
-//! and one whose session was revoked meanwhile.
+//! SQLite group writer, PostgreSQL's single statement, MySQL's transaction, the last two on
+//! one pooled connection with the read) give the same outcome and leave the same rows, for
+//! a rotation that wins, one that lost the race, and one whose session was revoked
+//! meanwhile.
 
 use std::time::Duration;
 
 use auth_server::auth::Client;
 use auth_server::clock::SystemClock;
-use auth_server::store::{Rotated, Rotation, Store};
+use auth_server::store::{Decide, FoundRefresh, Rotated, Rotation, Store};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use uuid::Uuid;
 
@@ -64,6 +65,21 @@ fn rotation(token: Uuid, session: Uuid, successor: &str, agent: &str) -> Rotatio
     }
 }
 
+/// Refreshes the token under `hash` with a judgement that asks for `rotation` whatever it
+/// finds (as a request that lost a race had judged before the winner committed); what the
+/// store read must be that token, and the answer is what the rotation did.
+async fn rotate(store: &Store, hash: &str, rotation: Rotation) -> Rotated {
+    let token = rotation.token;
+    let decide: Decide = Box::new(move |_: &FoundRefresh| Some(rotation));
+    let refreshed = store
+        .find_and_rotate(hash.to_owned(), decide)
+        .await
+        .expect("refresh")
+        .expect("the token is found");
+    assert_eq!(refreshed.found.token.id, token);
+    refreshed.rotated.expect("a rotation was asked for")
+}
+
 async fn rotations_have_the_same_outcomes_on_every_backend(backend: Backend) {
     let app = spawn_app(backend).await;
     app.register_ok("rotating@example.com").await;
@@ -85,10 +101,12 @@ async fn rotations_have_the_same_outcomes_on_every_backend(backend: Backend) {
     let (token, session) = token_row(&db, &first).await;
 
     // It wins: the token is spent, the successor stored, the session refreshed.
-    let done = store
-        .rotate(rotation(token, session, "successor-one", "agent-one"))
-        .await
-        .expect("rotate");
+    let done = rotate(
+        &store,
+        &first,
+        rotation(token, session, "successor-one", "agent-one"),
+    )
+    .await;
     assert_eq!(done, Rotated::Done, "the first rotation should win");
     let (second, of_session) = token_row(&db, "successor-one").await;
     assert_eq!(of_session, session);
@@ -104,10 +122,12 @@ async fn rotations_have_the_same_outcomes_on_every_backend(backend: Backend) {
     assert_eq!(last_user_agent(&db).await.as_deref(), Some("agent-one"));
 
     // The same token again: it lost the race, and nothing is written.
-    let lost = store
-        .rotate(rotation(token, session, "successor-two", "agent-two"))
-        .await
-        .expect("rotate");
+    let lost = rotate(
+        &store,
+        &first,
+        rotation(token, session, "successor-two", "agent-two"),
+    )
+    .await;
     assert_eq!(lost, Rotated::AlreadySpent);
     assert_eq!(
         count(
@@ -123,10 +143,12 @@ async fn rotations_have_the_same_outcomes_on_every_backend(backend: Backend) {
     db.execute_unprepared("UPDATE sessions SET revoked_at = created_at")
         .await
         .expect("revoke");
-    let gone = store
-        .rotate(rotation(second, session, "successor-three", "agent-three"))
-        .await
-        .expect("rotate");
+    let gone = rotate(
+        &store,
+        "successor-one",
+        rotation(second, session, "successor-three", "agent-three"),
+    )
+    .await;
     assert_eq!(gone, Rotated::SessionGone);
     assert_eq!(
         count(

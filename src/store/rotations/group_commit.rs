@@ -3,42 +3,38 @@
 //!
 //! With `synchronous=FULL` each commit waits for the WAL to reach the disk, and a lone
 //! rotation per transaction made that wait the ceiling of `refreshToken` (about 850/s on
-//! the benchmark machine against 39,000 `me`/s). Here the requests hand their rotation to a
-//! writer thread with a connection of its own and wait for its answer. The writer takes
-//! the first rotation, then every other one already queued (at most [`MAX_BATCH`]), and:
+//! the benchmark machine against 39,000 `me`/s). Here each refresh hands the hash of the
+//! token it was given, and its judgement of what it will find (a closure), to a writer
+//! thread with a connection of its own, and waits for the answer. The writer takes the
+//! first refresh, then every other one already queued (at most [`MAX_BATCH`]), and:
 //!
 //! 1. begins one `IMMEDIATE` transaction (the write lock, waiting as the pool would);
-//! 2. runs each rotation inside a savepoint of its own: a token already spent, a revoked
-//!    session or a failed statement rolls back that savepoint only, and only that request
-//!    hears of it;
+//! 2. for each refresh, reads the token, its session and its account, asks the judgement,
+//!    and runs the rotation it asks for inside a savepoint of its own: a token already
+//!    spent, a revoked session or a failed statement rolls back that savepoint only, and
+//!    only that request hears of it;
 //! 3. commits, and checks that the file is still the one opened at start
 //!    (`crate::storage::DatabaseFile`), as every other write does;
 //! 4. only then answers each request.
 //!
-//! Nothing waits for company: a lone rotation is committed as soon as the writer takes
-//! it, so a quiet server answers as fast as before; batches form only while a commit is in
-//! progress and others queue behind it. A failed commit fails every rotation of the batch
-//! that had written, never acknowledging one that is not on disk; if SQLite rolled the
-//! whole transaction back by itself (a full disk, an I/O error), every rotation of the
-//! batch is refused. The connection is closed after any failure of the transaction itself
-//! and opened again for the next batch, so no later batch runs inside a half-finished
-//! transaction.
+//! Nothing waits for company: a lone refresh is committed as soon as the writer takes it,
+//! so a quiet server answers as fast as before; batches form only while a commit is in
+//! progress and others queue behind it. A failed commit refuses every refresh of the batch
+//! (each read inside the transaction, and may have seen what did not commit), never
+//! acknowledging a rotation that is not on disk. The connection is closed after any
+//! failure of the transaction itself and opened again for the next batch, so no later
+//! batch runs inside a half-finished transaction.
 //!
 //! The statements are the pool's (`Store::rotate_alone`), and values are written in sqlx's
 //! encodings (UUIDs as 16-byte blobs, instants as RFC 3339 text), so that the pool reads
 //! what this writes.
 //!
-//! **A refresh's read runs here too** (`Store::find_and_rotate`). A request hands over the
-//! hash of the token it was given and its judgement (a closure); inside the batch's
-//! transaction the writer reads the token, its session and its account, asks the judgement,
-//! and runs the rotation it asks for in a savepoint, as above. The writer's page cache stays
-//! warm from one batch to the next (only another connection's commit empties it), where a
-//! reader connection's starts cold after every one of the writer's commits; that cold read
-//! was about a sixth of the server's CPU under a refresh load. Reading inside the
-//! transaction also means nothing changes between the read and the write: a token presented
-//! twice in one batch is found spent by the second, as it would be after a commit. Its
-//! answer, like a rotation's, goes out after the commit; if the commit fails, every
-//! refresh of the batch is refused (it read what did not commit).
+//! **Why the read runs here too.** The writer's page cache stays warm from one batch to
+//! the next (only another connection's commit empties it), where a reader connection's
+//! starts cold after every one of the writer's commits; that cold read was about a sixth
+//! of the server's CPU under a refresh load. Reading inside the transaction also means
+//! nothing changes between the read and the write: a token presented twice in one batch
+//! is found spent by the second, as it would be after a commit.
 //!
 //! **Checkpoints stay off the commit path.** SQLite's automatic checkpoint (every 1,000 WAL
 //! frames) runs inside the commit that crosses the mark, so it ran on this writer: under a
@@ -108,36 +104,17 @@ pub(in crate::store) struct GroupCommit {
     page_limit: Option<i64>,
 }
 
+/// A refresh handed to the writer ([`GroupCommit::find_and_rotate`]): read the token
+/// stored under the hash, then rotate as the judgement says. The judgement is taken when
+/// it runs.
 struct Job {
-    work: Work,
-    answer: oneshot::Sender<Result<Answer, AuthError>>,
+    token_hash: String,
+    decide: Option<Decide>,
+    answer: oneshot::Sender<Answered>,
 }
 
-/// What a request asks of the writer.
-enum Work {
-    /// A rotation already decided ([`GroupCommit::rotate`]).
-    Rotate(Rotation),
-    /// A refresh: read the token stored under the hash, then rotate as the judgement
-    /// says ([`GroupCommit::find_and_rotate`]). The judgement is taken when it runs.
-    FindAndRotate {
-        token_hash: String,
-        decide: Option<Decide>,
-    },
-}
-
-/// The writer's answer to a [`Work`] of the same kind. Moved once, through a oneshot
-/// channel: boxing the large variant would only add an allocation per refresh.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-enum Answer {
-    Rotated(Rotated),
-    Found(Option<Refreshed>),
-}
-
-/// An answer of the other kind than the work asked for (never sent).
-fn mismatched() -> AuthError {
-    AuthError::internal_msg("the SQLite group-commit writer answered another kind of work")
-}
+/// The writer's answer to a [`Job`].
+type Answered = Result<Option<Refreshed>, AuthError>;
 
 impl GroupCommit {
     /// Starts the writer for the SQLite file at `path`. `busy_timeout` bounds the wait for
@@ -210,22 +187,6 @@ impl GroupCommit {
         self.jobs.max_capacity() - self.jobs.capacity()
     }
 
-    /// Queues `rotation` and waits for its commit. `Err` gives the rotation back when the
-    /// writer is gone, for the caller to commit another way.
-    pub(in crate::store) async fn rotate(
-        &self,
-        rotation: Rotation,
-    ) -> Result<Result<Rotated, AuthError>, Rotation> {
-        match self.run(Work::Rotate(rotation)).await {
-            Ok(answer) => Ok(answer.and_then(|answer| match answer {
-                Answer::Rotated(rotated) => Ok(rotated),
-                Answer::Found(_) => Err(mismatched()),
-            })),
-            Err(Work::Rotate(rotation)) => Err(rotation),
-            Err(Work::FindAndRotate { .. }) => unreachable!("the work sent comes back"),
-        }
-    }
-
     /// Queues a refresh's read of the token under `token_hash` and the rotation `decide`
     /// asks for, and waits for its commit. `Err` gives both back when the writer is gone.
     #[allow(clippy::type_complexity)]
@@ -234,28 +195,17 @@ impl GroupCommit {
         token_hash: String,
         decide: Decide,
     ) -> Result<Result<Option<Refreshed>, AuthError>, (String, Decide)> {
-        let work = Work::FindAndRotate {
+        let (answer, answered) = oneshot::channel();
+        let job = Job {
             token_hash,
             decide: Some(decide),
+            answer,
         };
-        match self.run(work).await {
-            Ok(answer) => Ok(answer.and_then(|answer| match answer {
-                Answer::Found(found) => Ok(found),
-                Answer::Rotated(_) => Err(mismatched()),
-            })),
-            Err(Work::FindAndRotate {
-                token_hash,
-                decide: Some(decide),
-            }) => Err((token_hash, decide)),
-            Err(_) => unreachable!("the work sent comes back, its judgement untaken"),
-        }
-    }
-
-    /// Queues `work` and waits for its answer; `Err` gives it back when the writer is gone.
-    async fn run(&self, work: Work) -> Result<Result<Answer, AuthError>, Work> {
-        let (answer, answered) = oneshot::channel();
-        if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { work, answer }).await {
-            return Err(job.work);
+        if let Err(mpsc::error::SendError(job)) = self.jobs.send(job).await {
+            let decide = job
+                .decide
+                .expect("a job's judgement is taken only by the writer");
+            return Err((job.token_hash, decide));
         }
         Ok(answered.await.unwrap_or_else(|_| {
             // Dropped unanswered: the writer stopped mid-batch, so whether this rotation
@@ -316,7 +266,7 @@ impl Writer {
     }
 
     /// Commits `batch` in one transaction; one answer per job, in order.
-    fn commit(&mut self, batch: &mut [Job]) -> Vec<Result<Answer, AuthError>> {
+    fn commit(&mut self, batch: &mut [Job]) -> Vec<Answered> {
         let jobs = batch.len();
         let refuse_all = |e: AuthError| (0..jobs).map(|_| Err(e.clone())).collect();
         if let Some(file) = &self.file
@@ -335,7 +285,7 @@ impl Writer {
         }
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch.iter_mut() {
-            match work(&conn, &mut job.work) {
+            match work(&conn, job) {
                 Ok(answer) => answers.push(Ok(answer)),
                 Err(Failed::Alone(e)) => answers.push(Err(AuthError::internal(e))),
                 // Nothing of the batch can be trusted to commit as written.
@@ -343,13 +293,14 @@ impl Writer {
             }
         }
         if let Err(e) = conn.execute_batch("COMMIT") {
-            return refuse_written(answers, AuthError::internal(e));
+            // Every refresh read inside the transaction: none can be answered.
+            return refuse_all(AuthError::internal(e));
         }
         self.conn = Some(conn);
         if let Some(file) = &self.file
             && let Err(gone) = file.check()
         {
-            return refuse_written(answers, AuthError::internal(gone));
+            return refuse_all(AuthError::internal(gone));
         }
         answers
     }
@@ -375,7 +326,7 @@ impl Writer {
         conn.pragma_update(None, "foreign_keys", true)?;
         // Checkpoints are the checkpointer's; this one only if it falls behind.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
-        // Refreshes read here (`Work::FindAndRotate`) from a cache that stays warm. It keeps
+        // Refreshes read here (`work`) from a cache that stays warm. It keeps
         // SQLite's default size (2 MiB): a rotation reads pages the rotations just before
         // it wrote, and 16 MiB (a reader connection's) added 12 MB to the peak RSS for no
         // throughput (bench/FINDINGS.md, issue 17 part 7).
@@ -441,53 +392,28 @@ impl Checkpointer {
 }
 
 /// Whether a job's answer says it wrote (a rotation committed with the batch).
-fn wrote(answer: &Result<Answer, AuthError>) -> bool {
-    match answer {
-        Ok(Answer::Rotated(rotated)) => *rotated == Rotated::Done,
-        Ok(Answer::Found(Some(refreshed))) => refreshed.rotated == Some(Rotated::Done),
-        _ => false,
-    }
-}
-
-/// The answers of a batch whose commit failed: a rotation that wrote is refused with
-/// `error`, and so is every refresh's read (it may have seen what did not commit); a
-/// rotation that wrote nothing keeps its answer.
-fn refuse_written(
-    answers: Vec<Result<Answer, AuthError>>,
-    error: AuthError,
-) -> Vec<Result<Answer, AuthError>> {
-    answers
-        .into_iter()
-        .map(|answer| match answer {
-            Ok(Answer::Rotated(Rotated::Done)) | Ok(Answer::Found(_)) => Err(error.clone()),
-            other => other,
-        })
-        .collect()
+fn wrote(answer: &Answered) -> bool {
+    matches!(answer, Ok(Some(refreshed)) if refreshed.rotated == Some(Rotated::Done))
 }
 
 /// One job of a batch, inside the batch's transaction.
-fn work(conn: &Connection, work: &mut Work) -> Result<Answer, Failed> {
-    match work {
-        Work::Rotate(rotation) => in_savepoint(conn, rotation).map(Answer::Rotated),
-        Work::FindAndRotate { token_hash, decide } => {
-            let found = match SqliteReader::refresh_query(conn, token_hash) {
-                Ok(found) => found,
-                // A failed read wrote nothing; unless it ended the transaction, only this
-                // request hears of it.
-                Err(e) if conn.is_autocommit() => return Err(Failed::Batch(e)),
-                Err(e) => return Err(Failed::Alone(e)),
-            };
-            let Some(found) = found else {
-                return Ok(Answer::Found(None));
-            };
-            let decide = decide.take().expect("a job's judgement is taken once");
-            let rotated = match decide(&found) {
-                Some(rotation) => Some(in_savepoint(conn, &rotation)?),
-                None => None,
-            };
-            Ok(Answer::Found(Some(Refreshed { found, rotated })))
-        }
-    }
+fn work(conn: &Connection, job: &mut Job) -> Result<Option<Refreshed>, Failed> {
+    let found = match SqliteReader::refresh_query(conn, &job.token_hash) {
+        Ok(found) => found,
+        // A failed read wrote nothing; unless it ended the transaction, only this
+        // request hears of it.
+        Err(e) if conn.is_autocommit() => return Err(Failed::Batch(e)),
+        Err(e) => return Err(Failed::Alone(e)),
+    };
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let decide = job.decide.take().expect("a job's judgement is taken once");
+    let rotated = match decide(&found) {
+        Some(rotation) => Some(in_savepoint(conn, &rotation)?),
+        None => None,
+    };
+    Ok(Some(Refreshed { found, rotated }))
 }
 
 /// How a rotation failed.

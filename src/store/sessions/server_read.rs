@@ -18,7 +18,10 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sqlx::{AssertSqlSafe, ColumnIndex, Decode, FromRow, MySqlPool, PgPool, Row, Type};
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::{
+    AssertSqlSafe, ColumnIndex, Decode, FromRow, MySql, MySqlPool, PgPool, Postgres, Row, Type,
+};
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, IdenStatic, QueryTrait, RuntimeErr};
 use uuid::Uuid;
 
@@ -120,25 +123,66 @@ impl ServerRead {
         &self,
         token_hash: &str,
     ) -> Result<Option<FoundRefresh>, DbErr> {
-        let row = match &self.pool {
-            Pool::Postgres(pool) => {
+        self.connection()
+            .await?
+            .refresh_with_session(token_hash)
+            .await
+    }
+
+    /// One connection of the pool, held until dropped: for the steps of one refresh, which
+    /// then pay one acquire, and one release (sqlx pings every connection it takes back),
+    /// instead of one per step.
+    pub(in crate::store) fn connection(
+        &self,
+    ) -> impl Future<Output = Result<Connection, DbErr>> + Send + 'static {
+        let pool = self.pool.clone();
+        async move {
+            match pool {
+                Pool::Postgres(pool) => pool.acquire().await.map(Connection::Postgres),
+                Pool::MySql(pool) => pool.acquire().await.map(Connection::MySql),
+            }
+            .map_err(sqlx_error)
+        }
+    }
+}
+
+/// A connection of [`ServerRead`]'s pool (the sea-orm pool's own), back to the pool when
+/// dropped.
+pub(in crate::store) enum Connection {
+    Postgres(PoolConnection<Postgres>),
+    MySql(PoolConnection<MySql>),
+}
+
+impl Connection {
+    /// As [`ServerRead::refresh_with_session`], on this connection.
+    pub(in crate::store) async fn refresh_with_session(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<FoundRefresh>, DbErr> {
+        let row = match self {
+            Self::Postgres(conn) => {
                 sea_orm::sqlx::query_as::<_, RefreshRow>(AssertSqlSafe(REFRESH_POSTGRES.as_str()))
                     .bind(token_hash)
                     .bind(1_i64)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut **conn)
                     .await
             }
-            Pool::MySql(pool) => {
+            Self::MySql(conn) => {
                 sea_orm::sqlx::query_as::<_, RefreshRow>(AssertSqlSafe(REFRESH_MYSQL.as_str()))
                     .bind(token_hash)
                     .bind(1_u64)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut **conn)
                     .await
             }
         };
         row.map(|row| row.map(|RefreshRow(found)| found))
-            .map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e.into())))
+            .map_err(sqlx_error)
     }
+}
+
+/// An error of sqlx used directly, as sea-orm reports its own.
+pub(in crate::store) fn sqlx_error(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(e.into()))
 }
 
 /// The row of [`ServerRead::refresh_with_session`], in its statement's order: the token's
@@ -244,7 +288,7 @@ async fn read(pool: &Pool, sids: &[Uuid]) -> Result<Vec<BatchRow>, DbErr> {
             query.fetch_all(pool).await
         }
     };
-    rows.map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e.into())))
+    rows.map_err(sqlx_error)
 }
 
 /// The batch's statement with identifiers quoted by `quote` and the sessions' ids matched

@@ -1,0 +1,155 @@
+//! A refresh's storage on PostgreSQL and MySQL/MariaDB: the read of the token and the
+//! rotation its judgement asks for, on one pooled connection, through sqlx directly.
+//!
+//! Through the pool, the two steps took a connection each, and each connection's release
+//! cost a round trip: sqlx pings every connection it takes back, unconditionally. On one
+//! connection, a refresh pays one acquire and one ping (`bench/FINDINGS.md`, issue 17
+//! part 8). The statements are fixed texts, prepared once per connection by sqlx's cache,
+//! as the guard's and the refresh read's already were (`sessions::server_read`).
+//!
+//! Both steps run in a task of their own, so a request dropped meanwhile (a client that
+//! hung up) cannot stop them half way: on MySQL, a `BEGIN` cancelled in flight would leave
+//! the connection inside a transaction sqlx never counted (see `crate::storage`).
+
+use sea_orm::DbErr;
+use sea_orm::sqlx::{self, AssertSqlSafe, Connection as _};
+
+use super::{Decide, Refreshed, Rotated, Rotation};
+use crate::store::refresh_tokens::new_id;
+use crate::store::sessions::{Connection, ServerRead, sqlx_error};
+
+impl ServerRead {
+    /// Reads the token under `token_hash` with its session and account, then commits the
+    /// rotation `decide` asks for, on one connection. `None` when no token has that hash.
+    pub(in crate::store) async fn find_and_rotate(
+        &self,
+        token_hash: String,
+        decide: Decide,
+    ) -> Result<Option<Refreshed>, DbErr> {
+        let connection = self.connection();
+        let steps = async move {
+            let mut conn = connection.await?;
+            let Some(found) = conn.refresh_with_session(&token_hash).await? else {
+                return Ok(None);
+            };
+            let rotated = match decide(&found) {
+                Some(rotation) => Some(conn.rotate(&rotation).await?),
+                None => None,
+            };
+            Ok(Some(Refreshed { found, rotated }))
+        };
+        tokio::spawn(steps)
+            .await
+            .map_err(|e| DbErr::Custom(format!("the task of a refresh's storage failed: {e}")))?
+    }
+}
+
+impl Connection {
+    /// Rotates as `r` says, committed before it returns: on PostgreSQL one statement
+    /// ([`ROTATION_POSTGRES`]), on MySQL one transaction of three statements.
+    pub(in crate::store) async fn rotate(&mut self, r: &Rotation) -> Result<Rotated, DbErr> {
+        match self {
+            Self::Postgres(conn) => {
+                let (spent, stored): (i64, i64) = sqlx::query_as(AssertSqlSafe(ROTATION_POSTGRES))
+                    .bind(r.at)
+                    .bind(r.token)
+                    .bind(r.expires_at)
+                    .bind(r.client.ip_text())
+                    .bind(r.client.user_agent.as_deref())
+                    .bind(r.session)
+                    .bind(r.successor_hash.as_str())
+                    .bind(new_id())
+                    .fetch_one(&mut **conn)
+                    .await
+                    .map_err(sqlx_error)?;
+                Ok(match (spent, stored) {
+                    (0, _) => Rotated::AlreadySpent,
+                    (_, 0) => Rotated::SessionGone,
+                    _ => Rotated::Done,
+                })
+            }
+            Self::MySql(conn) => rotate_mysql(conn, r).await.map_err(sqlx_error),
+        }
+    }
+}
+
+/// The rotation as one READ COMMITTED transaction (the isolation every MySQL connection
+/// of `crate::db::connect` runs at): spend the token, refresh the session, store the
+/// successor; rolled back at the first step that matches no row.
+async fn rotate_mysql(
+    conn: &mut sqlx::MySqlConnection,
+    r: &Rotation,
+) -> Result<Rotated, sqlx::Error> {
+    let mut txn = conn.begin().await?;
+    let spent = sqlx::query(AssertSqlSafe(SPEND_MYSQL))
+        .bind(r.at)
+        .bind(r.token)
+        .execute(&mut *txn)
+        .await?;
+    if spent.rows_affected() != 1 {
+        txn.rollback().await?;
+        return Ok(Rotated::AlreadySpent);
+    }
+    let refreshed = sqlx::query(AssertSqlSafe(REFRESHED_MYSQL))
+        .bind(r.expires_at)
+        .bind(r.at)
+        .bind(r.client.ip_text())
+        .bind(r.client.user_agent.as_deref())
+        .bind(r.session)
+        .execute(&mut *txn)
+        .await?;
+    if refreshed.rows_affected() != 1 {
+        txn.rollback().await?;
+        return Ok(Rotated::SessionGone);
+    }
+    sqlx::query(AssertSqlSafe(INSERT_MYSQL))
+        .bind(new_id())
+        .bind(r.session)
+        .bind(r.successor_hash.as_str())
+        .bind(r.at)
+        .bind(r.expires_at)
+        .execute(&mut *txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Rotated::Done)
+}
+
+/// MySQL: spends token `?2` at `?1`, if unspent.
+const SPEND_MYSQL: &str =
+    "UPDATE refresh_tokens SET spent_at = ? WHERE id = ? AND spent_at IS NULL";
+
+/// MySQL: refreshes session `?5` (expiry, last use, address, user agent), if not revoked.
+const REFRESHED_MYSQL: &str = "UPDATE sessions SET expires_at = ?, last_used_at = ?, \
+     last_ip = ?, last_user_agent = ? WHERE id = ? AND revoked_at IS NULL";
+
+/// MySQL: stores the successor (id, session, hash, created, expires).
+const INSERT_MYSQL: &str = "INSERT INTO refresh_tokens \
+     (id, session_id, token_hash, created_at, expires_at, spent_at) \
+     VALUES (?, ?, ?, ?, ?, NULL)";
+
+/// The rotation's statement on PostgreSQL. `$1` the time, `$2` the token spent, `$3` the
+/// new expiry, `$4`/`$5` the client's address and user agent, `$6` the session, `$7` the
+/// successor's hash, `$8` its row id. One row: how many tokens were spent (0 or 1), then
+/// how many successors were stored (0 or 1). The session is refreshed only if the spend
+/// matched, and the successor stored only if the session was. (PostgreSQL runs every
+/// data-modifying CTE to completion whether or not the final `SELECT` reads it.)
+///
+/// One round trip, and no `BEGIN`/`COMMIT` around it: the transaction form took seven
+/// (bench/FINDINGS.md, issue 17). The statement is atomic on its own, and committed when it
+/// answers. One difference from the transaction form: a session revoked between the spend
+/// and its refresh leaves the token spent (there it was rolled back). The session is
+/// revoked either way, and a token of a revoked session is refused before anything looks
+/// at whether it was spent, so no client sees the difference.
+const ROTATION_POSTGRES: &str = "WITH spent AS (\
+       UPDATE refresh_tokens SET spent_at = $1 \
+       WHERE id = $2 AND spent_at IS NULL RETURNING session_id), \
+     refreshed AS (\
+       UPDATE sessions SET expires_at = $3, last_used_at = $1, last_ip = $4, \
+         last_user_agent = $5 \
+       WHERE id = $6 AND revoked_at IS NULL AND id IN (SELECT session_id FROM spent) \
+       RETURNING id), \
+     stored AS (\
+       INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at, \
+         spent_at) \
+       SELECT $8, id, $7, $1, $3, NULL FROM refreshed RETURNING id) \
+     SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM stored)";
