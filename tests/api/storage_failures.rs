@@ -669,6 +669,93 @@ async fn a_write_cancelled_while_it_begins_leaves_no_transaction_open(backend: B
 
 crate::server_backend_tests!(a_write_cancelled_while_it_begins_leaves_no_transaction_open);
 
+/// A refresh dropped at any point (a client that hangs up mid-request) leaves no
+/// transaction open on the pooled connection: on PostgreSQL and MySQL its read and
+/// rotation run on one connection, through sqlx directly, in a task of their own, which
+/// finishes its `BEGIN` and its transaction whatever becomes of the request.
+async fn a_refresh_cancelled_at_any_point_leaves_no_transaction_open(backend: Backend) {
+    use auth_server::store::{Decide, FoundRefresh, Rotation, Store};
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app(backend).await;
+    app.register_ok("cancelled@example.com").await;
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(app.database_url.clone());
+    // One connection: whatever a cancelled refresh leaves on it, the next user meets.
+    settings.database.max_connections = 1;
+    let db = auth_server::db::connect(&settings.database)
+        .await
+        .expect("connect");
+    let store = Store::new(db.clone(), &app.database_url);
+    let hash: String = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT token_hash FROM refresh_tokens",
+        ))
+        .await
+        .expect("select")
+        .expect("the registration's token")
+        .try_get_by_index(0)
+        .expect("text");
+    let mut leaked = Vec::new();
+    let mut rotated = 0;
+    // Cancel after 0, 1, 2, ... polls: through the checkout, the read, the `BEGIN` and
+    // the rotation's statements. Every judgement asks for the rotation, so after the
+    // first that commits, each still begins, finds the token spent and rolls back.
+    for polls in 0..300 {
+        let decide: Decide = Box::new(move |found: &FoundRefresh| {
+            let at = chrono::Utc::now();
+            Some(Rotation {
+                token: found.token.id,
+                session: found.token.session_id,
+                successor_hash: format!("successor-{polls}"),
+                at,
+                expires_at: at + chrono::Duration::days(1),
+                client: auth_server::auth::Client::default(),
+            })
+        });
+        let mut refresh = Box::pin(store.find_and_rotate(hash.clone(), decide));
+        let mut finished = false;
+        for _ in 0..polls {
+            if let std::task::Poll::Ready(answer) = futures::poll!(refresh.as_mut()) {
+                let refreshed = answer
+                    .expect("the refresh runs")
+                    .expect("the token is found");
+                rotated +=
+                    usize::from(refreshed.rotated == Some(auth_server::store::Rotated::Done));
+                finished = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        drop(refresh);
+        if pool_in_transaction(&db, backend).await {
+            leaked.push((polls, finished));
+        }
+    }
+    assert!(
+        leaked.is_empty(),
+        "a cancelled refresh left the connection inside a transaction (after these many \
+         polls, and whether it had finished: {leaked:?})"
+    );
+    assert!(rotated <= 1, "the token was rotated {rotated} times");
+    let stored: i64 = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) FROM refresh_tokens WHERE spent_at IS NULL",
+        ))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get_by_index(0)
+        .expect("an integer");
+    assert_eq!(
+        stored, 1,
+        "one live token: the original, or the one successor"
+    );
+}
+
+crate::server_backend_tests!(a_refresh_cancelled_at_any_point_leaves_no_transaction_open);
+
 /// Every pooled connection of a server backend carries the session settings: the
 /// statement timeout, and READ COMMITTED for every transaction (at MySQL's default,
 /// REPEATABLE READ, a DELETE that finds no row takes gap locks, and two writes of one
