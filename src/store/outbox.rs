@@ -20,6 +20,9 @@ use crate::entity::mail_outbox;
 use crate::error::AuthError;
 use crate::mail::{Mail, Sealer};
 
+/// Mails deleted by one statement of [`Outbox::delete_of_user`].
+const DELETE_CHUNK: usize = 1_000;
+
 /// The `mail_outbox` table, on the pool or inside a write.
 pub struct Outbox<'a, C> {
     db: &'a C,
@@ -112,14 +115,14 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
             .into_tuple()
             .all(self.db)
             .await?;
-        if ids.is_empty() {
-            return Ok(());
+        // In chunks: a statement binds at most 65,535 values on MySQL and PostgreSQL.
+        for chunk in ids.chunks(DELETE_CHUNK) {
+            mail_outbox::Entity::delete_many()
+                .filter(mail_outbox::Column::Id.is_in(chunk.iter().copied()))
+                .exec(self.db)
+                .await?;
         }
-        mail_outbox::Entity::delete_many()
-            .filter(mail_outbox::Column::Id.is_in(ids))
-            .exec(self.db)
-            .await
-            .map(drop)
+        Ok(())
     }
 
     /// Mails not yet delivered (claimed or not).

@@ -189,12 +189,11 @@ impl GroupCommit {
 
     /// Queues a refresh's read of the token under `token_hash` and the rotation `decide`
     /// asks for, and waits for its commit. `Err` gives both back when the writer is gone.
-    #[allow(clippy::type_complexity)]
     pub(in crate::store) async fn find_and_rotate(
         &self,
         token_hash: String,
         decide: Decide,
-    ) -> Result<Result<Option<Refreshed>, AuthError>, (String, Decide)> {
+    ) -> Result<Answered, (String, Decide)> {
         let (answer, answered) = oneshot::channel();
         let job = Job {
             token_hash,
