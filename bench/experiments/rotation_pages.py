@@ -1,11 +1,14 @@
 """WAL frames written per rotation by the SQLite group writer's three statements, for
 today's `refresh_tokens` and for other layouts of it (bench/FINDINGS.md, issue 17 part 6).
 
-    python3 bench/experiments/rotation_pages.py current no_sess_index blob_hash hash_pk hash_pk_blob
+    python3 bench/experiments/rotation_pages.py current no_sess_index blob_hash hash_pk hash_pk_blob chain
 
 Each variant gets a fresh file under /tmp (WAL, synchronous=FULL): 2,000 sessions with 150
-tokens each, then ROTATIONS rotations on 32 chains, BATCH per transaction, with the
+tokens each (ROTATION_SEED=750 for a file grown as far as the bench's rotation section
+grows it), then ROTATIONS rotations on 32 chains, BATCH per transaction, with the
 automatic checkpoint off, and prints WAL frames ÷ rotations and the rate on one thread.
+`chain` keeps no token rows at all: the session row holds its chain's current and
+previous hash, and a rotation is one UPDATE of it (the design of issue 17 part 10).
 """
 import os
 import secrets
@@ -15,9 +18,11 @@ import time
 import uuid
 
 ROTATIONS, CHAINS, BATCH = 16_000, 32, 8
+# Tokens seeded per session (ROTATION_SEED=750 for a file grown like the bench's).
+SEED = int(os.environ.get("ROTATION_SEED", "150"))
 
 
-def run(variant, nsess=2000, seed_tokens=150, rot=ROTATIONS, chains=CHAINS, batch=BATCH):
+def run(variant, nsess=2000, seed_tokens=SEED, rot=ROTATIONS, chains=CHAINS, batch=BATCH):
     path = f"/tmp/rotation-pages-{variant}.db"
     for suf in ("", "-wal", "-shm"):
         if os.path.exists(path + suf):
@@ -35,6 +40,11 @@ def run(variant, nsess=2000, seed_tokens=150, rot=ROTATIONS, chains=CHAINS, batc
         c.execute("create unique index rt_hash on rt(token_hash)")
         if variant == "blob_hash":
             c.execute("create index rt_sess on rt(session_id)")
+    elif variant == "chain":
+        # No token rows: the session holds its chain's current hash and generation.
+        c.execute("alter table sessions add column gen integer not null default 0")
+        c.execute("alter table sessions add column token_hash char(64)")
+        c.execute("alter table sessions add column prev_hash char(64)")
     elif variant == "hash_pk":
         c.execute("create table rt (token_hash char(64) primary key, id blob not null, session_id blob not null, created_at text, expires_at text, spent_at text) without rowid")
         c.execute("create index rt_sess on rt(session_id)")
@@ -45,12 +55,12 @@ def run(variant, nsess=2000, seed_tokens=150, rot=ROTATIONS, chains=CHAINS, batc
     sess = [uuid.uuid4().bytes for _ in range(nsess)]
     c.execute("begin")
     for s in sess:
-        c.execute("insert into sessions values (?,?,?,?,NULL,?,?,?,?,?,?)", (s, uuid.uuid4().bytes, ts, ts, ts, "127.0.0.1", "ua", "127.0.0.1", None, "pwd"))
+        c.execute("insert into sessions (id, user_id, created_at, expires_at, revoked_at, last_used_at, created_ip, created_user_agent, last_ip, last_user_agent, amr) values (?,?,?,?,NULL,?,?,?,?,?,?)", (s, uuid.uuid4().bytes, ts, ts, ts, "127.0.0.1", "ua", "127.0.0.1", None, "pwd"))
     live = {}
     def h():
         b = secrets.token_bytes(32)
         return b if variant in ("hash_pk_blob", "blob_hash") else b.hex()
-    for k in range(seed_tokens):
+    for k in range(0 if variant == "chain" else seed_tokens):
         for s in sess:
             hh = h(); i = uuid.uuid4().bytes
             if variant in ("current", "no_sess_index", "blob_hash"):
@@ -68,7 +78,12 @@ def run(variant, nsess=2000, seed_tokens=150, rot=ROTATIONS, chains=CHAINS, batc
     while n < rot:
         c.execute("begin immediate")
         for _ in range(batch):
-            s = hot[n % chains]; i, hh = live[s]
+            s = hot[n % chains]; i, hh = live.get(s, (None, None))
+            if variant == "chain":
+                nh = h()
+                c.execute("update sessions set gen=gen+1, prev_hash=token_hash, token_hash=?, expires_at=?, last_used_at=?, last_ip=?, last_user_agent=? where id=? and revoked_at is null", (nh, ts, ts, "127.0.0.1", None, s))
+                n += 1
+                continue
             if variant in ("current", "no_sess_index", "blob_hash"):
                 c.execute("update rt set spent_at=? where id=? and spent_at is null", (ts, i))
             else:
@@ -88,7 +103,7 @@ def run(variant, nsess=2000, seed_tokens=150, rot=ROTATIONS, chains=CHAINS, batc
     for suf in ("", "-wal", "-shm"):
         if os.path.exists(path + suf):
             os.unlink(path + suf)
-VARIANTS = ("current", "no_sess_index", "blob_hash", "hash_pk", "hash_pk_blob")
+VARIANTS = ("current", "no_sess_index", "blob_hash", "hash_pk", "hash_pk_blob", "chain")
 for v in sys.argv[1:] or VARIANTS:
     if v not in VARIANTS:
         sys.exit(f"unknown variant {v}; one of {', '.join(VARIANTS)}")
