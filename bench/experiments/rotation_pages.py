@@ -5,10 +5,11 @@ today's `refresh_tokens` and for other layouts of it (bench/FINDINGS.md, issue 1
 
 Each variant gets a fresh file under /tmp (WAL, synchronous=FULL): 2,000 sessions with 150
 tokens each (ROTATION_SEED=750 for a file grown as far as the bench's rotation section
-grows it), then ROTATIONS rotations on 32 chains, BATCH per transaction, with the
-automatic checkpoint off, and prints WAL frames ÷ rotations and the rate on one thread.
-`chain` keeps no token rows at all: the session row holds its chain's current and
-previous hash, and a rotation is one UPDATE of it (the design of issue 17 part 10).
+grows it), then ROTATIONS rotations on 32 chains, BATCH per transaction (ROTATION_BATCH),
+with the automatic checkpoint off, and prints WAL frames ÷ rotations and the rate on one
+thread.
+`chain` keeps no token rows at all: the session row holds its chain (a generation, the
+current and the previous hash), and a rotation is one UPDATE of it (issue 17 part 10).
 """
 import os
 import secrets
@@ -18,8 +19,10 @@ import time
 import uuid
 
 ROTATIONS, CHAINS, BATCH = 16_000, 32, 8
-# Tokens seeded per session (ROTATION_SEED=750 for a file grown like the bench's).
+# Tokens seeded per session (ROTATION_SEED=750 for a file grown like the bench's), and
+# rotations per transaction (ROTATION_BATCH).
 SEED = int(os.environ.get("ROTATION_SEED", "150"))
+BATCH = int(os.environ.get("ROTATION_BATCH", str(BATCH)))
 
 
 def run(variant, nsess=2000, seed_tokens=SEED, rot=ROTATIONS, chains=CHAINS, batch=BATCH):
