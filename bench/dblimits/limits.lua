@@ -5,10 +5,11 @@
 --
 -- guard:    the guard's query (`ServerRead::live_account`), one per event.
 -- rotation: the statements of one successful `refreshToken`, as the server sends them:
---           the token, its session and its account by hash, then in one READ COMMITTED
---           transaction spend it, refresh the session, insert the successor.
+--           the session's refresh-token chain, its session and its account by the chain's
+--           hash, then in one READ COMMITTED transaction move the chain on a generation
+--           and refresh the session.
 -- The statements were captured from the server (README.md) and run here as prepared
--- statements, as sqlx runs them; the rotation's three are `src/store/rotations/server.rs`'s
+-- statements, as sqlx runs them; the rotation's two are `src/store/rotations/server.rs`'s
 -- (the server binds the user agent where this has a literal NULL). FILE holds session
 -- ids (32 hex digits a line): thread k uses the k-th (modulo their count), for the guard
 -- as for its rotation chain, so that threads never wait on each other's rows; the
@@ -24,10 +25,9 @@ sysbench.cmdline.options = {
 }
 
 local GUARD = [[SELECT u.`id`, u.`email`, u.`username`, u.`created_at`, u.`updated_at`, u.`email_verified_at` FROM `sessions` s INNER JOIN `users` u ON u.`id` = s.`user_id` WHERE s.`id` = ? AND s.`revoked_at` IS NULL AND s.`expires_at` > ? LIMIT 1]]
-local FIND = [[SELECT `refresh_tokens`.`id` AS `A_id`, `refresh_tokens`.`session_id` AS `A_session_id`, `refresh_tokens`.`token_hash` AS `A_token_hash`, `refresh_tokens`.`created_at` AS `A_created_at`, `refresh_tokens`.`expires_at` AS `A_expires_at`, `refresh_tokens`.`spent_at` AS `A_spent_at`, `sessions`.`id` AS `B_id`, `sessions`.`user_id` AS `B_user_id`, `sessions`.`created_at` AS `B_created_at`, `sessions`.`expires_at` AS `B_expires_at`, `sessions`.`revoked_at` AS `B_revoked_at`, `sessions`.`last_used_at` AS `B_last_used_at`, `sessions`.`created_ip` AS `B_created_ip`, `sessions`.`created_user_agent` AS `B_created_user_agent`, `sessions`.`last_ip` AS `B_last_ip`, `sessions`.`last_user_agent` AS `B_last_user_agent`, `sessions`.`amr` AS `B_amr`, `users`.`id` AS `C_id`, `users`.`email` AS `C_email`, `users`.`username` AS `C_username`, `users`.`created_at` AS `C_created_at`, `users`.`updated_at` AS `C_updated_at`, `users`.`email_verified_at` AS `C_email_verified_at` FROM `refresh_tokens` LEFT JOIN `sessions` ON `refresh_tokens`.`session_id` = `sessions`.`id` INNER JOIN `users` ON `sessions`.`user_id` = `users`.`id` WHERE `refresh_tokens`.`token_hash` = ? LIMIT ?]]
-local SPEND = [[UPDATE refresh_tokens SET spent_at = ? WHERE id = ? AND spent_at IS NULL]]
+local FIND = [[SELECT `refresh_tokens`.`id` AS `A_id`, `refresh_tokens`.`session_id` AS `A_session_id`, `refresh_tokens`.`token_hash` AS `A_token_hash`, `refresh_tokens`.`created_at` AS `A_created_at`, `refresh_tokens`.`expires_at` AS `A_expires_at`, `refresh_tokens`.`spent_at` AS `A_spent_at`, `refresh_tokens`.`generation` AS `A_generation`, `refresh_tokens`.`rotated_at` AS `A_rotated_at`, `sessions`.`id` AS `B_id`, `sessions`.`user_id` AS `B_user_id`, `sessions`.`created_at` AS `B_created_at`, `sessions`.`expires_at` AS `B_expires_at`, `sessions`.`revoked_at` AS `B_revoked_at`, `sessions`.`last_used_at` AS `B_last_used_at`, `sessions`.`created_ip` AS `B_created_ip`, `sessions`.`created_user_agent` AS `B_created_user_agent`, `sessions`.`last_ip` AS `B_last_ip`, `sessions`.`last_user_agent` AS `B_last_user_agent`, `sessions`.`amr` AS `B_amr`, `users`.`id` AS `C_id`, `users`.`email` AS `C_email`, `users`.`username` AS `C_username`, `users`.`created_at` AS `C_created_at`, `users`.`updated_at` AS `C_updated_at`, `users`.`email_verified_at` AS `C_email_verified_at` FROM `refresh_tokens` LEFT JOIN `sessions` ON `refresh_tokens`.`session_id` = `sessions`.`id` INNER JOIN `users` ON `sessions`.`user_id` = `users`.`id` WHERE `refresh_tokens`.`token_hash` = ? LIMIT ?]]
+local ADVANCE = [[UPDATE refresh_tokens SET generation = ?, rotated_at = ?, expires_at = ? WHERE id = ? AND generation = ? AND spent_at IS NULL]]
 local REFRESHED = [[UPDATE sessions SET expires_at = ?, last_used_at = ?, last_ip = ?, last_user_agent = NULL WHERE id = ? AND revoked_at IS NULL]]
-local INSERT = [[INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at, spent_at) VALUES (?, ?, ?, ?, ?, NULL)]]
 
 local function unhex(h)
   return (h:gsub("..", function(c) return string.char(tonumber(c, 16)) end))
@@ -37,11 +37,6 @@ local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
 
-local function random_bytes(n)
-  local t = {}
-  for i = 1, n do t[i] = string.char(math.random(0, 255)) end
-  return table.concat(t)
-end
 
 local function prepare(sql, types)
   local stmt = con:prepare(sql)
@@ -73,15 +68,15 @@ function thread_init()
   if sysbench.opt.mode == "guard" then
     guard = prepare(GUARD, {{V, 16}, {V, 32}})
   else
-    -- The live token of this thread's session: the start of its chain.
-    local id, hash = con:query_row(string.format(
-      "SELECT HEX(id), token_hash FROM refresh_tokens WHERE session_id = x'%s' "
+    -- This thread's session's chain and its live generation.
+    local id, hash, gen = con:query_row(string.format(
+      "SELECT HEX(id), token_hash, generation FROM refresh_tokens WHERE session_id = x'%s' "
       .. "AND spent_at IS NULL ORDER BY created_at DESC LIMIT 1", hex(sid)))
-    token_id, token_hash = unhex(id), hash
+    token_id, token_hash, generation = unhex(id), hash, tonumber(gen)
     find = prepare(FIND, {{V, 64}, {I}})
-    spend = prepare(SPEND, {{V, 32}, {V, 16}})
+    advance = prepare(ADVANCE, {{sysbench.sql.type.BIGINT}, {V, 32}, {V, 32}, {V, 16},
+      {sysbench.sql.type.BIGINT}})
     refreshed = prepare(REFRESHED, {{V, 32}, {V, 32}, {V, 64}, {V, 16}})
-    insert = prepare(INSERT, {{V, 16}, {V, 16}, {V, 64}, {V, 32}, {V, 32}})
     set_isolation = prepare("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", {})
   end
 end
@@ -95,12 +90,10 @@ function event()
   run(find, {token_hash, 1})
   if sysbench.opt.set_per_txn then set_isolation.stmt:execute() end
   con:query("BEGIN")
-  run(spend, {now, token_id})
+  run(advance, {generation + 1, now, expires, token_id, generation})
   run(refreshed, {expires, now, "127.0.0.1", sid})
-  local new_id, new_hash = random_bytes(16), hex(random_bytes(32))
-  run(insert, {new_id, sid, new_hash, now, expires})
   con:query("COMMIT")
-  token_id, token_hash = new_id, new_hash
+  generation = generation + 1
 end
 
 function thread_done()

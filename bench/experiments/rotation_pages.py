@@ -10,6 +10,9 @@ with the automatic checkpoint off, and prints WAL frames ÷ rotations and the ra
 thread.
 `chain` keeps no token rows at all: the session row holds its chain (a generation, the
 current and the previous hash), and a rotation is one UPDATE of it (issue 17 part 10).
+`chain_row` is what the server does since part 11: one `refresh_tokens` row per session
+(its chain: a generation and when it last moved), and a rotation is one UPDATE of it and
+one of the session.
 """
 import os
 import secrets
@@ -43,6 +46,10 @@ def run(variant, nsess=2000, seed_tokens=SEED, rot=ROTATIONS, chains=CHAINS, bat
         c.execute("create unique index rt_hash on rt(token_hash)")
         if variant == "blob_hash":
             c.execute("create index rt_sess on rt(session_id)")
+    elif variant == "chain_row":
+        c.execute("create table rt (id blob primary key, session_id blob not null, token_hash varchar(64) not null, created_at text, expires_at text, spent_at text, generation integer, rotated_at text)")
+        c.execute("create unique index rt_hash on rt(token_hash)")
+        c.execute("create index rt_sess on rt(session_id)")
     elif variant == "chain":
         # No token rows: the session holds its chain's current hash and generation.
         c.execute("alter table sessions add column gen integer not null default 0")
@@ -60,10 +67,15 @@ def run(variant, nsess=2000, seed_tokens=SEED, rot=ROTATIONS, chains=CHAINS, bat
     for s in sess:
         c.execute("insert into sessions (id, user_id, created_at, expires_at, revoked_at, last_used_at, created_ip, created_user_agent, last_ip, last_user_agent, amr) values (?,?,?,?,NULL,?,?,?,?,?,?)", (s, uuid.uuid4().bytes, ts, ts, ts, "127.0.0.1", "ua", "127.0.0.1", None, "pwd"))
     live = {}
+    if variant == "chain_row":
+        for s in sess:
+            i = uuid.uuid4().bytes
+            c.execute("insert into rt values (?,?,?,?,?,NULL,0,NULL)", (i, s, secrets.token_bytes(32).hex(), ts, ts))
+            live[s] = (i, 0)
     def h():
         b = secrets.token_bytes(32)
         return b if variant in ("hash_pk_blob", "blob_hash") else b.hex()
-    for k in range(0 if variant == "chain" else seed_tokens):
+    for k in range(0 if variant in ("chain", "chain_row") else seed_tokens):
         for s in sess:
             hh = h(); i = uuid.uuid4().bytes
             if variant in ("current", "no_sess_index", "blob_hash"):
@@ -82,6 +94,11 @@ def run(variant, nsess=2000, seed_tokens=SEED, rot=ROTATIONS, chains=CHAINS, bat
         c.execute("begin immediate")
         for _ in range(batch):
             s = hot[n % chains]; i, hh = live.get(s, (None, None))
+            if variant == "chain_row":
+                c.execute("update rt set generation = ?1 + 1, rotated_at = ?2, expires_at = ?3 where id = ?4 and generation = ?1 and spent_at is null", (hh, ts, ts, i))
+                c.execute("update sessions set expires_at=?, last_used_at=?, last_ip=?, last_user_agent=? where id=? and revoked_at is null", (ts, ts, "127.0.0.1", None, s))
+                live[s] = (i, hh + 1); n += 1
+                continue
             if variant == "chain":
                 nh = h()
                 c.execute("update sessions set gen=gen+1, prev_hash=token_hash, token_hash=?, expires_at=?, last_used_at=?, last_ip=?, last_user_agent=? where id=? and revoked_at is null", (nh, ts, ts, "127.0.0.1", None, s))
@@ -106,7 +123,7 @@ def run(variant, nsess=2000, seed_tokens=SEED, rot=ROTATIONS, chains=CHAINS, bat
     for suf in ("", "-wal", "-shm"):
         if os.path.exists(path + suf):
             os.unlink(path + suf)
-VARIANTS = ("current", "no_sess_index", "blob_hash", "hash_pk", "hash_pk_blob", "chain")
+VARIANTS = ("current", "no_sess_index", "blob_hash", "hash_pk", "hash_pk_blob", "chain", "chain_row")
 for v in sys.argv[1:] or VARIANTS:
     if v not in VARIANTS:
         sys.exit(f"unknown variant {v}; one of {', '.join(VARIANTS)}")

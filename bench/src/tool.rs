@@ -171,6 +171,8 @@ async fn seed(out: &str, hash: &str, hot: usize, login: usize, filler: usize) ->
                 created_at: Set(now),
                 expires_at: Set(expires),
                 spent_at: Set(None),
+                generation: Set(token.generation()),
+                rotated_at: Set(None),
             });
             access.push_str(&keys.mint_access(*user_id, *session_id, now)?);
             access.push('\n');
@@ -279,7 +281,12 @@ async fn plans() -> Result<()> {
              WHERE refresh_tokens.token_hash = ? LIMIT 1",
         ),
         (
-            "refreshToken: spend the token",
+            "refreshToken: move the chain on",
+            "UPDATE refresh_tokens SET generation = ? + 1, rotated_at = ?, expires_at = ? \
+             WHERE id = ? AND generation = ? AND spent_at IS NULL",
+        ),
+        (
+            "refreshToken: spend a token issued before chains",
             "UPDATE refresh_tokens SET spent_at = ? WHERE refresh_tokens.id = ? AND refresh_tokens.spent_at IS NULL",
         ),
         (

@@ -18,6 +18,7 @@ mod m20261202_000009_session_activity_and_security_events;
 mod m20261202_000010_token_hashes_as_varchar;
 mod m20261202_000011_second_factors;
 mod m20261202_000012_passkeys;
+mod m20261204_000013_refresh_chains;
 
 pub mod email_key;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_token_hashes_as_varchar::Migration),
             Box::new(m20261202_000011_second_factors::Migration),
             Box::new(m20261202_000012_passkeys::Migration),
+            Box::new(m20261204_000013_refresh_chains::Migration),
         ]
     }
 }

@@ -74,7 +74,13 @@ impl AuthService {
         let refresh = self.keys.new_refresh();
         write
             .refresh_tokens()
-            .insert(session, self.keys.hash(&refresh), at, at + self.refresh_ttl)
+            .insert(
+                session,
+                self.keys.hash(&refresh),
+                refresh.generation(),
+                at,
+                at + self.refresh_ttl,
+            )
             .await?;
         // A pending reset or change of address may be the work of whoever knew the old
         // password: the new one ends them.

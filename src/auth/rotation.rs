@@ -13,6 +13,12 @@
 //!
 //! Logout asks the same question of a token it is given: Live and InGrace prove the
 //! session, Reused revokes it, the rest are refused.
+//!
+//! A session's tokens are the generations of one chain, stored as one row
+//! (`auth::tokens::refresh`): the row says which generation is live, and [`as_presented`]
+//! reads it as the presented generation's own state, so that the judgement above holds
+//! for every generation alike. Every generation before the live one is spent, at the
+//! latest when the chain last moved on.
 
 use chrono::{DateTime, Utc};
 
@@ -21,7 +27,7 @@ use super::tokens::{Amr, RefreshToken};
 use super::{Account, AuthService, Issued};
 use crate::entity::{refresh_token, session};
 use crate::error::AuthError;
-use crate::store::{Decide, FoundRefresh, Refreshed, Rotated, Rotation};
+use crate::store::{Decide, FoundRefresh, Refreshed, Rotated, Rotation, Step};
 
 /// What a presented refresh token is, at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +44,8 @@ pub enum Presented {
     Reused,
 }
 
-/// The one judgement of a presented refresh token (stored as `token`, of `session`) at
-/// `at`, for `refresh` and for logout alike.
+/// The one judgement of a presented refresh token (stored as `token`, as
+/// [`as_presented`] reads it, of `session`) at `at`, for `refresh` and for logout alike.
 pub fn judge_refresh(
     token: &refresh_token::Model,
     session: &session::Model,
@@ -54,6 +60,31 @@ pub fn judge_refresh(
         None => Presented::Live,
         Some(spent_at) if at - spent_at <= grace => Presented::InGrace,
         Some(_) => Presented::Reused,
+    }
+}
+
+/// The stored row `row` as the state of the presented token of chain generation
+/// `generation` (`None` for a token issued before chains); `None` when the row cannot be
+/// that token's (a generation the chain has not reached).
+///
+/// The live generation is the row as it is. An earlier generation is spent: when, the row
+/// tells only for the one just before the live one (`rotated_at`); an older one was spent
+/// earlier still, so it is judged as spent at `rotated_at`. Outside the grace window that
+/// judgement (a replay) is exact. Inside it, such a token gets the grace answer, whose
+/// successor is no longer live, so it is refused and the session kept, as a row of its own
+/// would have been.
+pub fn as_presented(
+    row: &refresh_token::Model,
+    generation: Option<i64>,
+) -> Option<refresh_token::Model> {
+    match (generation, row.generation) {
+        (None, None) => Some(row.clone()),
+        (Some(presented), Some(live)) if presented == live => Some(row.clone()),
+        (Some(presented), Some(live)) if presented < live => Some(refresh_token::Model {
+            spent_at: Some(row.rotated_at.unwrap_or(row.created_at)),
+            ..row.clone()
+        }),
+        _ => None,
     }
 }
 
@@ -77,12 +108,14 @@ impl AuthService {
         presented: &str,
         client: &Client,
     ) -> (&'static str, Result<Issued, AuthError>) {
-        let Some(token) = RefreshToken::parse(presented) else {
+        let Some(token) = RefreshToken::parse(presented).filter(|t| self.keys.authentic(t)) else {
+            return ("invalid", Err(AuthError::InvalidRefreshToken));
+        };
+        let Some(successor) = self.keys.successor(&token) else {
             return ("invalid", Err(AuthError::InvalidRefreshToken));
         };
         let at = self.now();
-        let successor = self.keys.successor(&token);
-        let decide = self.rotate_if_live(&successor, at, client);
+        let decide = self.rotate_if_live(&token, &successor, at, client);
         let refreshed = match self
             .store
             .find_and_rotate(self.keys.hash(&token), decide)
@@ -93,7 +126,10 @@ impl AuthService {
             Err(e) => return (outcome_of(&e), Err(e)),
         };
         let Refreshed { found, rotated } = refreshed;
-        match judge_refresh(&found.token, &found.session, at, self.reuse_grace) {
+        let Some(state) = as_presented(&found.token, token.generation()) else {
+            return ("invalid", Err(AuthError::InvalidRefreshToken));
+        };
+        match judge_refresh(&state, &found.session, at, self.reuse_grace) {
             Presented::SessionDead | Presented::Expired => {
                 ("invalid", Err(AuthError::InvalidRefreshToken))
             }
@@ -127,25 +163,35 @@ impl AuthService {
         }
     }
 
-    /// The judgement the store applies to the token it reads for a refresh at `at`: a live
-    /// token is rotated to `successor`, anything else is left as it is. The same rule as
-    /// [`judge_refresh`], whose answer the caller reads again from what was found.
+    /// The judgement the store applies to the row it reads for a refresh of `token` at
+    /// `at`: a live token is rotated to `successor` (its chain moves on, or a token issued
+    /// before chains starts the chain `successor` is generation 0 of), anything else is
+    /// left as it is. The same rule as [`judge_refresh`], whose answer the caller reads
+    /// again from what was found.
     fn rotate_if_live(
         &self,
+        token: &RefreshToken,
         successor: &RefreshToken,
         at: DateTime<Utc>,
         client: &Client,
     ) -> Decide {
         let grace = self.reuse_grace;
-        let successor_hash = self.keys.hash(successor);
+        let generation = token.generation();
+        let step = match generation {
+            Some(from) => Step::Advance { from },
+            None => Step::Upgrade {
+                chain_hash: self.keys.hash(successor),
+            },
+        };
         let expires_at = at + self.refresh_ttl;
         let client = client.clone();
         Box::new(move |found: &FoundRefresh| {
-            let live = judge_refresh(&found.token, &found.session, at, grace) == Presented::Live;
+            let state = as_presented(&found.token, generation)?;
+            let live = judge_refresh(&state, &found.session, at, grace) == Presented::Live;
             live.then_some(Rotation {
                 token: found.token.id,
                 session: found.token.session_id,
-                successor_hash,
+                step,
                 at,
                 expires_at,
                 client,
@@ -191,11 +237,14 @@ impl AuthService {
         account: Account,
         at: DateTime<Utc>,
     ) -> Result<Issued, AuthError> {
-        let successor = self.keys.successor(token);
+        let successor = self
+            .keys
+            .successor(token)
+            .ok_or(AuthError::InvalidRefreshToken)?;
         let live = self
             .store
             .refresh_tokens()
-            .is_live(self.keys.hash(&successor), at)
+            .is_live(self.keys.hash(&successor), successor.generation(), at)
             .await?;
         if !live {
             return Err(AuthError::InvalidRefreshToken);

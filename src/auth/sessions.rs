@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::events::{Client, Event, EventKind};
-use super::rotation::{Presented, judge_refresh};
+use super::rotation::{Presented, as_presented, judge_refresh};
 use super::tokens::{Amr, RefreshToken};
 use super::{Account, AuthService, Issued, Principal};
 use crate::entity::session;
@@ -12,8 +12,8 @@ use crate::error::AuthError;
 use crate::store::{FoundRefresh, Write};
 
 impl AuthService {
-    /// Inserts a session of `client`, authenticated by `amr`, and its first refresh token,
-    /// and mints the pair.
+    /// Inserts a session of `client`, authenticated by `amr`, and its refresh-token chain,
+    /// and mints the pair (the chain's generation 0).
     pub(super) async fn open_session(
         &self,
         write: &Write,
@@ -31,7 +31,13 @@ impl AuthService {
         let refresh = self.keys.new_refresh();
         write
             .refresh_tokens()
-            .insert(session_id, self.keys.hash(&refresh), at, expires_at)
+            .insert(
+                session_id,
+                self.keys.hash(&refresh),
+                refresh.generation(),
+                at,
+                expires_at,
+            )
             .await?;
         self.issue(account, session_id, refresh, amr, at)
     }
@@ -129,13 +135,16 @@ impl AuthService {
         raw: &str,
         client: &Client,
     ) -> Result<session::Model, AuthError> {
-        let token = RefreshToken::parse(raw).ok_or(AuthError::InvalidRefreshToken)?;
+        let token = RefreshToken::parse(raw)
+            .filter(|t| self.keys.authentic(t))
+            .ok_or(AuthError::InvalidRefreshToken)?;
         let at = self.now();
         let FoundRefresh {
             token: row,
             session,
             ..
         } = self.find_refresh(&token).await?;
+        let row = as_presented(&row, token.generation()).ok_or(AuthError::InvalidRefreshToken)?;
         match judge_refresh(&row, &session, at, self.reuse_grace) {
             Presented::Live | Presented::InGrace => Ok(session),
             Presented::SessionDead | Presented::Expired => Err(AuthError::InvalidRefreshToken),

@@ -1,4 +1,5 @@
-//! The `refresh_tokens` row: a keyed hash of an issued refresh token.
+//! The `refresh_tokens` row: a session's refresh-token chain (its live generation), or a
+//! token issued before chains, by a keyed hash.
 
 use sea_orm::entity::prelude::*;
 
@@ -8,12 +9,20 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub session_id: Uuid,
-    /// Hex of HMAC-SHA-256(refresh secret, token).
+    /// Hex of HMAC-SHA-256(refresh secret, …): of the chain's id for a chain, of the token
+    /// itself for a token issued before chains (`auth::tokens::refresh`).
     pub token_hash: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
-    /// When rotation spent it; `None` while it is the session's live token.
+    /// When rotation spent it; `None` while it is the session's live token. A chain is
+    /// never spent: rotation moves its generation on.
     pub spent_at: Option<DateTimeUtc>,
+    /// A chain's live generation; `None` for a token issued before chains. The live
+    /// generation's expiry is `expires_at`; every earlier generation is spent.
+    pub generation: Option<i64>,
+    /// When the chain last moved on (its previous generation was spent); `None` before its
+    /// first rotation and for a token issued before chains.
+    pub rotated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

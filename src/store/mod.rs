@@ -30,7 +30,7 @@ pub use email_tokens::{EmailTokens, NewEmailToken};
 pub use outbox::Outbox;
 pub use passkeys::{NewPasskey, NewPasskeyChallenge, Passkeys};
 pub use refresh_tokens::{FoundRefresh, RefreshTokens};
-pub use rotations::{Decide, Refreshed, Rotated, Rotation};
+pub use rotations::{Decide, Refreshed, Rotated, Rotation, Step};
 pub use second_factors::{NewMfaTicket, SecondFactors};
 pub use security_events::{EventCursor, SecurityEvents};
 pub use sessions::Sessions;

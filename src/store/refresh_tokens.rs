@@ -88,11 +88,14 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
         Self { db, inline, server }
     }
 
-    /// Stores the hash of a session's new live token.
+    /// Stores a session's new live token by its hash: a chain at `generation` (always 0
+    /// from the server; see `auth::tokens::refresh`), or with `None` a token of the kind
+    /// issued before chains.
     pub async fn insert(
         &self,
         session_id: Uuid,
         token_hash: String,
+        generation: Option<i64>,
         at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), DbErr> {
@@ -103,6 +106,8 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
             created_at: Set(at),
             expires_at: Set(expires_at),
             spent_at: Set(None),
+            generation: Set(generation),
+            rotated_at: Set(None),
         })
         .exec_without_returning(self.db)
         .await
@@ -147,10 +152,44 @@ impl<'a, C: ConnectionTrait> RefreshTokens<'a, C> {
         Ok(spent.rows_affected == 1)
     }
 
-    /// Whether the token stored under `token_hash` is unspent and unexpired at `at`.
-    pub async fn is_live(&self, token_hash: String, at: DateTime<Utc>) -> Result<bool, DbErr> {
+    /// Moves chain `id` from generation `from` on to the next at `at`, its new live
+    /// generation expiring at `expires_at`, with one conditional update; `false` if the
+    /// chain had moved on already (a concurrent request spent generation `from`).
+    pub async fn advance(
+        &self,
+        id: Uuid,
+        from: i64,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let moved = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::Generation, Expr::value(from + 1))
+            .col_expr(refresh_token::Column::RotatedAt, Expr::value(at))
+            .col_expr(refresh_token::Column::ExpiresAt, Expr::value(expires_at))
+            .filter(refresh_token::Column::Id.eq(id))
+            .filter(refresh_token::Column::Generation.eq(from))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .exec(self.db)
+            .await?;
+        Ok(moved.rows_affected == 1)
+    }
+
+    /// Whether the token stored under `token_hash` is live at `at`, unspent and unexpired:
+    /// for a chain, whether `generation` is its live one; with `None`, a token issued
+    /// before chains.
+    pub async fn is_live(
+        &self,
+        token_hash: String,
+        generation: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let generation = match generation {
+            Some(generation) => refresh_token::Column::Generation.eq(generation),
+            None => refresh_token::Column::Generation.is_null(),
+        };
         let found = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(token_hash))
+            .filter(generation)
             .filter(refresh_token::Column::SpentAt.is_null())
             .filter(refresh_token::Column::ExpiresAt.gt(at))
             .one(self.db)

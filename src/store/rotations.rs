@@ -1,5 +1,6 @@
-//! A refresh token's rotation as one write: spend it, extend its session and store its
-//! successor. The account the new access token names was read with the token, so the
+//! A refresh token's rotation as one write: spend it (move its chain on a generation, or
+//! for a token issued before chains, mark it spent and start the session's chain), and
+//! extend its session. The account the new access token names was read with the token, so the
 //! write reads nothing more.
 //!
 //! [`Store::find_and_rotate`] is the whole of a refresh's storage: the read of the token by
@@ -29,16 +30,26 @@ use super::refresh_tokens::FoundRefresh;
 use crate::auth::Client;
 use crate::error::AuthError;
 
-/// One rotation: spend token `token` of session `session` at `at`, extend the session to
-/// `expires_at` as used by `client`, and store `successor_hash` as its live token.
+/// One rotation: spend the live token of row `token` of session `session` at `at` as
+/// `step` says, and extend the session to `expires_at` as used by `client`.
 #[derive(Debug, Clone)]
 pub struct Rotation {
     pub token: Uuid,
     pub session: Uuid,
-    pub successor_hash: String,
+    pub step: Step,
     pub at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub client: Client,
+}
+
+/// How a rotation spends the live token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A chain at generation `from`: it moves on to `from + 1`, in place. No row is added.
+    Advance { from: i64 },
+    /// A token issued before chains: its row is marked spent, and the session's chain
+    /// starts, at generation 0, in a new row stored under `chain_hash`.
+    Upgrade { chain_hash: String },
 }
 
 /// What a rotation did.
@@ -102,7 +113,16 @@ impl Store {
         // The first statement writes, so SQLite takes the write lock (waiting if need be)
         // instead of failing a read transaction's upgrade.
         let write = self.begin_write().await?;
-        if !write.refresh_tokens().spend(r.token, r.at).await? {
+        let spent = match r.step {
+            Step::Advance { from } => {
+                write
+                    .refresh_tokens()
+                    .advance(r.token, from, r.at, r.expires_at)
+                    .await?
+            }
+            Step::Upgrade { .. } => write.refresh_tokens().spend(r.token, r.at).await?,
+        };
+        if !spent {
             write.rollback().await?;
             return Ok(Rotated::AlreadySpent);
         }
@@ -114,10 +134,12 @@ impl Store {
             write.rollback().await?;
             return Ok(Rotated::SessionGone);
         }
-        write
-            .refresh_tokens()
-            .insert(r.session, r.successor_hash.clone(), r.at, r.expires_at)
-            .await?;
+        if let Step::Upgrade { chain_hash } = &r.step {
+            write
+                .refresh_tokens()
+                .insert(r.session, chain_hash.clone(), Some(0), r.at, r.expires_at)
+                .await?;
+        }
         self.commit_write(write).await?;
         Ok(Rotated::Done)
     }

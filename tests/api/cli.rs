@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use crate::helpers::free_addr;
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     "m20261122_000001_create_users",
     "m20261122_000002_create_sessions",
     "m20261122_000003_create_refresh_tokens",
@@ -24,6 +24,7 @@ const MIGRATIONS: [&str; 12] = [
     "m20261202_000010_token_hashes_as_varchar",
     "m20261202_000011_second_factors",
     "m20261202_000012_passkeys",
+    "m20261204_000013_refresh_chains",
 ];
 const GOOD_ACCESS: &str = "production-access-secret-0123456789abcdef";
 const GOOD_REFRESH: &str = "production-refresh-secret-0123456789abcdef";

@@ -31,6 +31,7 @@ mod purge;
 mod query_plans;
 mod rate_limits;
 mod refresh;
+mod refresh_chains;
 mod register;
 mod resilience;
 mod rotations;

@@ -339,10 +339,58 @@ impl Server {
     }
 }
 
-/// Rotations (committed in groups on SQLite) meet a full disk: a refused one leaves its
-/// token as it was (neither spent nor half-rotated), an answered one is on disk, and
-/// rotations recover by themselves once space returns. After a restart every chain's last
-/// answered token refreshes.
+/// Stores, for every session of the SQLite file at `path`, a refresh token of the kind
+/// issued before chains (a row of its own; its rotation inserts the session's chain), as a
+/// server before chains would have; returns them.
+async fn legacy_tokens(settings: &Settings) -> Vec<String> {
+    use auth_server::auth::tokens::{RefreshKeys, RefreshToken};
+    use base64::Engine;
+    use sea_orm::ConnectionTrait;
+    use secrecy::ExposeSecret;
+    let db = auth_server::db::connect(&settings.database)
+        .await
+        .expect("connect");
+    let store = auth_server::store::Store::new(db.clone(), settings.database.url.expose_secret());
+    let keys = RefreshKeys::new(&settings.tokens);
+    let sessions = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM sessions",
+        ))
+        .await
+        .expect("sessions");
+    let at = chrono::Utc::now();
+    let mut tokens = Vec::new();
+    for row in sessions {
+        let session: uuid::Uuid = row.try_get_by_index(0).expect("an id");
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let token = RefreshToken::parse(&raw).expect("43 base64url characters");
+        store
+            .refresh_tokens()
+            .insert(
+                session,
+                keys.hash(&token),
+                None,
+                at,
+                at + chrono::Duration::days(7),
+            )
+            .await
+            .expect("insert");
+        tokens.push(raw);
+    }
+    db.close().await.expect("close");
+    tokens
+}
+
+/// Rotations (committed in groups on SQLite) meet a full disk. A chain moves on in place,
+/// so its rotations need no new page and go on while the file is full. A token issued
+/// before chains starts its session's chain, a new row: a refused one leaves its token as
+/// it was (neither spent nor half-rotated), an answered one is on disk, and rotations
+/// recover by themselves once space returns. After a restart every chain's last answered
+/// token refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotations_around_a_full_disk_are_answered_only_when_committed() {
     let (_dir, path, settings, _) = sqlite_database(300).await;
@@ -366,6 +414,8 @@ async fn rotations_around_a_full_disk_are_answered_only_when_committed() {
         chains.push(token.unwrap_or_else(|| panic!("{body}")).to_owned());
     }
     roomy.shut_down().await;
+    let mut upgrading = legacy_tokens(&settings).await;
+    assert_eq!(upgrading.len(), 40);
     let pages: i64 = rusqlite::Connection::open(&path)
         .expect("open")
         .query_row("PRAGMA page_count", [], |row| row.get(0))
@@ -373,10 +423,20 @@ async fn rotations_around_a_full_disk_are_answered_only_when_committed() {
     let server = start_on_a_small_disk(&settings, pages.unsigned_abs() + HEADROOM_PAGES).await;
     fill_up(&server, &mut Vec::new()).await;
 
-    // Rounds of 40 concurrent rotations until the disk refuses some.
+    // The file is full, and chains still move on: ten rounds of 40 concurrent rotations.
+    for round in 0..10 {
+        let refused = server.rotate_all(&mut chains).await;
+        assert!(
+            refused.is_empty(),
+            "round {round}: a chain's rotation needed room: {refused:?}"
+        );
+    }
+
+    // Rounds of 40 concurrent rotations of the tokens from before chains until the disk
+    // refuses some.
     let mut refused = Vec::new();
     for _ in 0..20 {
-        refused = server.rotate_all(&mut chains).await;
+        refused = server.rotate_all(&mut upgrading).await;
         if !refused.is_empty() {
             break;
         }
@@ -387,9 +447,9 @@ async fn rotations_around_a_full_disk_are_answered_only_when_committed() {
         "{refused:?}"
     );
 
-    // Space returns: every chain rotates again, the refused ones from the token they kept.
+    // Space returns: every token rotates again, the refused ones from the token they kept.
     free_the_space(&path);
-    let after = server.rotate_all(&mut chains).await;
+    let after = server.rotate_all(&mut upgrading).await;
     assert!(
         after.is_empty(),
         "{} rotations refused while full; after the space was freed: {after:?}",
@@ -403,11 +463,12 @@ async fn rotations_around_a_full_disk_are_answered_only_when_committed() {
             .expect("the application builds"),
     )
     .await;
-    let lost = restarted.rotate_all(&mut chains).await;
+    let lost = restarted.rotate_all(&mut upgrading).await;
+    let lost_chains = restarted.rotate_all(&mut chains).await;
     restarted.shut_down().await;
     assert!(
-        lost.is_empty(),
-        "answered rotations missing after a restart: {lost:?}"
+        lost.is_empty() && lost_chains.is_empty(),
+        "answered rotations missing after a restart: {lost:?} {lost_chains:?}"
     );
 }
 
@@ -674,7 +735,7 @@ crate::server_backend_tests!(a_write_cancelled_while_it_begins_leaves_no_transac
 /// rotation run on one connection, through sqlx directly, in a task of their own, which
 /// finishes its `BEGIN` and its transaction whatever becomes of the request.
 async fn a_refresh_cancelled_at_any_point_leaves_no_transaction_open(backend: Backend) {
-    use auth_server::store::{Decide, FoundRefresh, Rotation, Store};
+    use auth_server::store::{Decide, FoundRefresh, Rotation, Step, Store};
     use sea_orm::ConnectionTrait;
     let app = spawn_app(backend).await;
     app.register_ok("cancelled@example.com").await;
@@ -707,7 +768,9 @@ async fn a_refresh_cancelled_at_any_point_leaves_no_transaction_open(backend: Ba
             Some(Rotation {
                 token: found.token.id,
                 session: found.token.session_id,
-                successor_hash: format!("successor-{polls}"),
+                // The registration's generation, every time: after the first rotation
+                // commits, the chain has moved on from it.
+                step: Step::Advance { from: 0 },
                 at,
                 expires_at: at + chrono::Duration::days(1),
                 client: auth_server::auth::Client::default(),

@@ -14,17 +14,21 @@ use uuid::Uuid;
 pub use access::{ACCESS_TOKEN_TYPE, AccessClaims, AccessKeys, AccessTokenError, Amr, MintError};
 pub use mailed::{MailedKeys, MailedToken, Purpose};
 pub use mfa::MfaKeys;
-pub use refresh::{REFRESH_TOKEN_LEN, RefreshKeys, RefreshToken};
+pub use refresh::{LEGACY_REFRESH_TOKEN_LEN, REFRESH_TOKEN_LEN, RefreshKeys, RefreshToken};
 
 use std::sync::Arc;
 
 use crate::config::TokenSettings;
 use signing::KeyRing;
 
-/// Whether `raw` has the shape of the opaque tokens we issue (refresh and mailed alike):
-/// 43 base64url characters. Anything else is not worth a database lookup.
+/// Length of an encoded random opaque token (256 bits): mailed tokens, second-factor
+/// tickets, and refresh tokens issued before chains.
+const OPAQUE_LEN: usize = 43;
+
+/// Whether `raw` has the shape of the random opaque tokens we issue ([`OPAQUE_LEN`]
+/// base64url characters). Anything else is not worth a database lookup.
 fn is_opaque(raw: &str) -> bool {
-    raw.len() == REFRESH_TOKEN_LEN
+    raw.len() == OPAQUE_LEN
         && raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -95,9 +99,15 @@ impl TokenKeys {
         self.refresh.new_refresh()
     }
 
-    /// The token that replaces `token` when it is rotated.
-    pub fn successor(&self, token: &RefreshToken) -> RefreshToken {
+    /// The token that replaces `token` when it is rotated (`None` past the last
+    /// generation a chain can count to).
+    pub fn successor(&self, token: &RefreshToken) -> Option<RefreshToken> {
         self.refresh.successor(token)
+    }
+
+    /// Whether `token` was made with the refresh secret, as far as the token alone tells.
+    pub fn authentic(&self, token: &RefreshToken) -> bool {
+        self.refresh.authentic(token)
     }
 
     /// What the database stores and looks a refresh token up by.

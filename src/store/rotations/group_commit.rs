@@ -61,7 +61,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Decide, Refreshed, Rotated, Rotation};
+use super::{Decide, Refreshed, Rotated, Rotation, Step};
 use crate::error::AuthError;
 use crate::storage::DatabaseFile;
 use crate::store::sessions::{SqliteReader, sqlx_instant};
@@ -73,9 +73,11 @@ const MAX_BATCH: usize = 256;
 /// Rotations that may wait for the writer; more wait to be queued (backpressure).
 const QUEUE: usize = 4096;
 
-/// Committed rotations between two requests for a checkpoint (about as many WAL frames
-/// as SQLite's default of 1,000: a rotation writes about five pages, fewer when a batch
-/// shares them).
+/// Committed rotations between two requests for a checkpoint. Chosen when a rotation
+/// wrote about five pages (a row per rotation; a token issued before chains still does),
+/// so about as many WAL frames as SQLite's default of 1,000; a chain's rotation rewrites
+/// its row and its session's, two pages at most and fewer when a batch shares them
+/// (`bench/FINDINGS.md`, issue 17 part 11).
 const CHECKPOINT_EVERY: u64 = 256;
 
 /// The writer's own automatic checkpoint, in WAL frames: a backstop only (SQLite's default
@@ -87,9 +89,12 @@ const SPEND: &str = "UPDATE refresh_tokens SET spent_at = ?1 WHERE id = ?2 AND s
 const REFRESHED: &str = "UPDATE sessions SET expires_at = ?1, last_used_at = ?2, last_ip = ?3, \
      last_user_agent = ?4 WHERE id = ?5 AND revoked_at IS NULL";
 
+const ADVANCE: &str = "UPDATE refresh_tokens SET generation = ?1 + 1, rotated_at = ?2, \
+     expires_at = ?3 WHERE id = ?4 AND generation = ?1 AND spent_at IS NULL";
+
 const INSERT: &str = "INSERT INTO refresh_tokens \
-     (id, session_id, token_hash, created_at, expires_at, spent_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, NULL)";
+     (id, session_id, token_hash, created_at, expires_at, spent_at, generation, rotated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, NULL, 0, NULL)";
 
 /// The handle requests queue their rotations on; the writer thread stops when it is
 /// dropped (after the batch in hand).
@@ -463,9 +468,13 @@ fn rotate(conn: &Connection, r: &Rotation) -> rusqlite::Result<Rotated> {
     let at = sqlx_instant(r.at);
     let expires_at = sqlx_instant(r.expires_at);
     let session = r.session.as_bytes().as_slice();
-    let spent = conn
-        .prepare_cached(SPEND)?
-        .execute(params![at, r.token.as_bytes().as_slice()])?;
+    let token = r.token.as_bytes().as_slice();
+    let spent = match r.step {
+        Step::Advance { from } => conn
+            .prepare_cached(ADVANCE)?
+            .execute(params![from, at, expires_at, token])?,
+        Step::Upgrade { .. } => conn.prepare_cached(SPEND)?.execute(params![at, token])?,
+    };
     if spent != 1 {
         return Ok(Rotated::AlreadySpent);
     }
@@ -479,13 +488,15 @@ fn rotate(conn: &Connection, r: &Rotation) -> rusqlite::Result<Rotated> {
     if refreshed != 1 {
         return Ok(Rotated::SessionGone);
     }
-    conn.prepare_cached(INSERT)?.execute(params![
-        crate::store::refresh_tokens::new_id().as_bytes().as_slice(),
-        session,
-        r.successor_hash,
-        at,
-        expires_at
-    ])?;
+    if let Step::Upgrade { chain_hash } = &r.step {
+        conn.prepare_cached(INSERT)?.execute(params![
+            crate::store::refresh_tokens::new_id().as_bytes().as_slice(),
+            session,
+            chain_hash,
+            at,
+            expires_at
+        ])?;
+    }
     Ok(Rotated::Done)
 }
 

@@ -14,7 +14,7 @@
 use sea_orm::DbErr;
 use sea_orm::sqlx::{self, AssertSqlSafe, Connection as _};
 
-use super::{Decide, Refreshed, Rotated, Rotation};
+use super::{Decide, Refreshed, Rotated, Rotation, Step};
 use crate::store::refresh_tokens::new_id;
 use crate::store::sessions::{Connection, ServerRead, sqlx_error};
 
@@ -46,23 +46,33 @@ impl ServerRead {
 
 impl Connection {
     /// Rotates as `r` says, committed before it returns: on PostgreSQL one statement
-    /// ([`ROTATION_POSTGRES`]), on MySQL one transaction of three statements.
+    /// ([`ADVANCE_POSTGRES`], [`UPGRADE_POSTGRES`]), on MySQL one transaction of two
+    /// statements (three for a token issued before chains).
     pub(in crate::store) async fn rotate(&mut self, r: &Rotation) -> Result<Rotated, DbErr> {
         match self {
             Self::Postgres(conn) => {
-                let (spent, stored): (i64, i64) = sqlx::query_as(AssertSqlSafe(ROTATION_POSTGRES))
-                    .bind(r.at)
-                    .bind(r.token)
-                    .bind(r.expires_at)
-                    .bind(r.client.ip_text())
-                    .bind(r.client.user_agent.as_deref())
-                    .bind(r.session)
-                    .bind(r.successor_hash.as_str())
-                    .bind(new_id())
-                    .fetch_one(&mut **conn)
-                    .await
-                    .map_err(sqlx_error)?;
-                Ok(match (spent, stored) {
+                let query = match &r.step {
+                    Step::Advance { from } => sqlx::query_as(AssertSqlSafe(ADVANCE_POSTGRES))
+                        .bind(r.at)
+                        .bind(r.token)
+                        .bind(r.expires_at)
+                        .bind(r.client.ip_text())
+                        .bind(r.client.user_agent.as_deref())
+                        .bind(r.session)
+                        .bind(*from),
+                    Step::Upgrade { chain_hash } => sqlx::query_as(AssertSqlSafe(UPGRADE_POSTGRES))
+                        .bind(r.at)
+                        .bind(r.token)
+                        .bind(r.expires_at)
+                        .bind(r.client.ip_text())
+                        .bind(r.client.user_agent.as_deref())
+                        .bind(r.session)
+                        .bind(chain_hash.as_str())
+                        .bind(new_id()),
+                };
+                let (spent, done): (i64, i64) =
+                    query.fetch_one(&mut **conn).await.map_err(sqlx_error)?;
+                Ok(match (spent, done) {
                     (0, _) => Rotated::AlreadySpent,
                     (_, 0) => Rotated::SessionGone,
                     _ => Rotated::Done,
@@ -81,11 +91,25 @@ async fn rotate_mysql(
     r: &Rotation,
 ) -> Result<Rotated, sqlx::Error> {
     let mut txn = conn.begin().await?;
-    let spent = sqlx::query(AssertSqlSafe(SPEND_MYSQL))
-        .bind(r.at)
-        .bind(r.token)
-        .execute(&mut *txn)
-        .await?;
+    let spent = match r.step {
+        Step::Advance { from } => {
+            sqlx::query(AssertSqlSafe(ADVANCE_MYSQL))
+                .bind(from + 1)
+                .bind(r.at)
+                .bind(r.expires_at)
+                .bind(r.token)
+                .bind(from)
+                .execute(&mut *txn)
+                .await?
+        }
+        Step::Upgrade { .. } => {
+            sqlx::query(AssertSqlSafe(SPEND_MYSQL))
+                .bind(r.at)
+                .bind(r.token)
+                .execute(&mut *txn)
+                .await?
+        }
+    };
     if spent.rows_affected() != 1 {
         txn.rollback().await?;
         return Ok(Rotated::AlreadySpent);
@@ -102,19 +126,26 @@ async fn rotate_mysql(
         txn.rollback().await?;
         return Ok(Rotated::SessionGone);
     }
-    sqlx::query(AssertSqlSafe(INSERT_MYSQL))
-        .bind(new_id())
-        .bind(r.session)
-        .bind(r.successor_hash.as_str())
-        .bind(r.at)
-        .bind(r.expires_at)
-        .execute(&mut *txn)
-        .await?;
+    if let Step::Upgrade { chain_hash } = &r.step {
+        sqlx::query(AssertSqlSafe(INSERT_MYSQL))
+            .bind(new_id())
+            .bind(r.session)
+            .bind(chain_hash.as_str())
+            .bind(r.at)
+            .bind(r.expires_at)
+            .execute(&mut *txn)
+            .await?;
+    }
     txn.commit().await?;
     Ok(Rotated::Done)
 }
 
-/// MySQL: spends token `?2` at `?1`, if unspent.
+/// MySQL: moves chain `?4` on to generation `?1` at `?2`, expiring at `?3`, if its live
+/// generation is still `?5`.
+const ADVANCE_MYSQL: &str = "UPDATE refresh_tokens SET generation = ?, rotated_at = ?, \
+     expires_at = ? WHERE id = ? AND generation = ? AND spent_at IS NULL";
+
+/// MySQL: spends token `?2` (issued before chains) at `?1`, if unspent.
 const SPEND_MYSQL: &str =
     "UPDATE refresh_tokens SET spent_at = ? WHERE id = ? AND spent_at IS NULL";
 
@@ -122,14 +153,33 @@ const SPEND_MYSQL: &str =
 const REFRESHED_MYSQL: &str = "UPDATE sessions SET expires_at = ?, last_used_at = ?, \
      last_ip = ?, last_user_agent = ? WHERE id = ? AND revoked_at IS NULL";
 
-/// MySQL: stores the successor (id, session, hash, created, expires).
+/// MySQL: starts the session's chain at generation 0 (id, session, chain hash, created,
+/// expires).
 const INSERT_MYSQL: &str = "INSERT INTO refresh_tokens \
-     (id, session_id, token_hash, created_at, expires_at, spent_at) \
-     VALUES (?, ?, ?, ?, ?, NULL)";
+     (id, session_id, token_hash, created_at, expires_at, spent_at, generation, rotated_at) \
+     VALUES (?, ?, ?, ?, ?, NULL, 0, NULL)";
 
-/// The rotation's statement on PostgreSQL. `$1` the time, `$2` the token spent, `$3` the
+/// A chain's rotation on PostgreSQL, one statement. `$1` the time, `$2` the chain's row,
+/// `$3` the new expiry, `$4`/`$5` the client's address and user agent, `$6` the session,
+/// `$7` the generation spent. One row: how many chains moved on (0 or 1), then how many
+/// sessions were refreshed (0 or 1); the session only if the chain moved. As in
+/// [`UPGRADE_POSTGRES`], a session revoked between the two steps leaves the chain moved
+/// on, which no client can tell: a revoked session's tokens are refused whatever their
+/// generation.
+const ADVANCE_POSTGRES: &str = "WITH spent AS (\
+       UPDATE refresh_tokens SET generation = $7 + 1, rotated_at = $1, expires_at = $3 \
+       WHERE id = $2 AND generation = $7 AND spent_at IS NULL RETURNING session_id), \
+     refreshed AS (\
+       UPDATE sessions SET expires_at = $3, last_used_at = $1, last_ip = $4, \
+         last_user_agent = $5 \
+       WHERE id = $6 AND revoked_at IS NULL AND id IN (SELECT session_id FROM spent) \
+       RETURNING id) \
+     SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM refreshed)";
+
+/// The rotation of a token issued before chains on PostgreSQL. `$1` the time, `$2` the
+/// token spent, `$3` the
 /// new expiry, `$4`/`$5` the client's address and user agent, `$6` the session, `$7` the
-/// successor's hash, `$8` its row id. One row: how many tokens were spent (0 or 1), then
+/// hash of the chain that starts, `$8` its row id. One row: how many tokens were spent (0 or 1), then
 /// how many successors were stored (0 or 1). The session is refreshed only if the spend
 /// matched, and the successor stored only if the session was. (PostgreSQL runs every
 /// data-modifying CTE to completion whether or not the final `SELECT` reads it.)
@@ -140,7 +190,7 @@ const INSERT_MYSQL: &str = "INSERT INTO refresh_tokens \
 /// and its refresh leaves the token spent (there it was rolled back). The session is
 /// revoked either way, and a token of a revoked session is refused before anything looks
 /// at whether it was spent, so no client sees the difference.
-const ROTATION_POSTGRES: &str = "WITH spent AS (\
+const UPGRADE_POSTGRES: &str = "WITH spent AS (\
        UPDATE refresh_tokens SET spent_at = $1 \
        WHERE id = $2 AND spent_at IS NULL RETURNING session_id), \
      refreshed AS (\
@@ -150,6 +200,6 @@ const ROTATION_POSTGRES: &str = "WITH spent AS (\
        RETURNING id), \
      stored AS (\
        INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at, \
-         spent_at) \
-       SELECT $8, id, $7, $1, $3, NULL FROM refreshed RETURNING id) \
+         spent_at, generation, rotated_at) \
+       SELECT $8, id, $7, $1, $3, NULL, 0, NULL FROM refreshed RETURNING id) \
      SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM stored)";

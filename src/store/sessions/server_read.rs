@@ -198,6 +198,7 @@ where
     Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
     Option<DateTime<Utc>>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
 {
     fn from_row(row: &'r R) -> Result<Self, sea_orm::sqlx::Error> {
         let token = refresh_token::Model {
@@ -207,19 +208,21 @@ where
             created_at: row.try_get(3)?,
             expires_at: row.try_get(4)?,
             spent_at: row.try_get(5)?,
+            generation: row.try_get(6)?,
+            rotated_at: row.try_get(7)?,
         };
         let session = session::Model {
-            id: row.try_get(6)?,
-            user_id: row.try_get(7)?,
-            created_at: row.try_get(8)?,
-            expires_at: row.try_get(9)?,
-            revoked_at: row.try_get(10)?,
-            last_used_at: row.try_get(11)?,
-            created_ip: row.try_get(12)?,
-            created_user_agent: row.try_get(13)?,
-            last_ip: row.try_get(14)?,
-            last_user_agent: row.try_get(15)?,
-            amr: row.try_get(16)?,
+            id: row.try_get(8)?,
+            user_id: row.try_get(9)?,
+            created_at: row.try_get(10)?,
+            expires_at: row.try_get(11)?,
+            revoked_at: row.try_get(12)?,
+            last_used_at: row.try_get(13)?,
+            created_ip: row.try_get(14)?,
+            created_user_agent: row.try_get(15)?,
+            last_ip: row.try_get(16)?,
+            last_user_agent: row.try_get(17)?,
+            amr: row.try_get(18)?,
         };
         let at = |i: usize| REFRESH_ACCOUNT_AT + i;
         let columns: AccountRow = (
@@ -238,8 +241,8 @@ where
     }
 }
 
-/// Where [`RefreshRow`]'s account columns start: after the token's 6 and the session's 11.
-const REFRESH_ACCOUNT_AT: usize = 17;
+/// Where [`RefreshRow`]'s account columns start: after the token's 8 and the session's 11.
+const REFRESH_ACCOUNT_AT: usize = 19;
 
 /// The pool's refresh read as text, for `backend`, with the hash left to bind (`$1`/`?`)
 /// and the limit (`$2`/`?`, always 1).

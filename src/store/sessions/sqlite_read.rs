@@ -184,19 +184,21 @@ impl SqliteReader {
                     created_at: column(row, at(3))?,
                     expires_at: column(row, at(4))?,
                     spent_at: column(row, at(5))?,
+                    generation: column(row, at(6))?,
+                    rotated_at: column(row, at(7))?,
                 };
                 let session = session::Model {
-                    id: column(row, at(6))?,
-                    user_id: column(row, at(7))?,
-                    created_at: column(row, at(8))?,
-                    expires_at: column(row, at(9))?,
-                    revoked_at: column(row, at(10))?,
-                    last_used_at: column(row, at(11))?,
-                    created_ip: column(row, at(12))?,
-                    created_user_agent: column(row, at(13))?,
-                    last_ip: column(row, at(14))?,
-                    last_user_agent: column(row, at(15))?,
-                    amr: column(row, at(16))?,
+                    id: column(row, at(8))?,
+                    user_id: column(row, at(9))?,
+                    created_at: column(row, at(10))?,
+                    expires_at: column(row, at(11))?,
+                    revoked_at: column(row, at(12))?,
+                    last_used_at: column(row, at(13))?,
+                    created_ip: column(row, at(14))?,
+                    created_user_agent: column(row, at(15))?,
+                    last_ip: column(row, at(16))?,
+                    last_user_agent: column(row, at(17))?,
+                    amr: column(row, at(18))?,
                 };
                 Ok(FoundRefresh {
                     token,
@@ -218,7 +220,7 @@ static REFRESH_WITH_SESSION: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "SELECT {}, t.id, t.session_id, t.token_hash, t.created_at, t.expires_at, \
-         t.spent_at, s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
+         t.spent_at, t.generation, t.rotated_at, s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
          s.last_used_at, s.created_ip, s.created_user_agent, s.last_ip, s.last_user_agent, \
          s.amr \
          FROM refresh_tokens t INNER JOIN sessions s ON s.id = t.session_id \
@@ -267,6 +269,12 @@ impl SqlxValue for Uuid {
 impl SqlxValue for String {
     fn decode(value: ValueRef<'_>) -> FromSqlResult<Self> {
         String::column_result(value)
+    }
+}
+
+impl SqlxValue for i64 {
+    fn decode(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value.as_i64()
     }
 }
 

@@ -28,7 +28,8 @@ async fn service(dir: &std::path::Path) -> AuthService {
         .await
 }
 
-/// A new account's session, and the rotation of its refresh token (with the token's hash).
+/// A new account's session, and the rotation of its refresh token, generation 0 of its
+/// chain (with the chain's hash).
 async fn rotation_of_new_account(auth: &AuthService, email: &str) -> (Rotation, String) {
     let issued = auth
         .register(
@@ -52,9 +53,7 @@ async fn rotation_of_new_account(auth: &AuthService, email: &str) -> (Rotation, 
     let rotation = Rotation {
         token: row.id,
         session: row.session_id,
-        successor_hash: auth
-            .keys()
-            .hash(&auth.keys().successor(&issued.refresh_token)),
+        step: Step::Advance { from: 0 },
         at,
         expires_at: at + chrono::Duration::days(7),
         client: Client::new("192.0.2.7".parse().unwrap(), Some("group test")),
@@ -116,8 +115,13 @@ fn queue_refresh(
     token_hash: &str,
     rotation: Rotation,
 ) -> impl Future<Output = Answered> + use<> {
-    let decide: Decide =
-        Box::new(move |found: &FoundRefresh| found.token.spent_at.is_none().then_some(rotation));
+    let decide: Decide = Box::new(move |found: &FoundRefresh| {
+        let live = match rotation.step {
+            Step::Advance { from } => found.token.generation == Some(from),
+            Step::Upgrade { .. } => found.token.spent_at.is_none(),
+        };
+        live.then_some(rotation)
+    });
     send(group, token_hash, decide)
 }
 
@@ -140,9 +144,11 @@ async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone()
         .revoke([carol.session], Utc::now())
         .await
         .unwrap();
-    // Dave's successor collides with Alice's stored token (a unique index): his INSERT
-    // fails after his UPDATEs succeeded.
-    dave.successor_hash = alice_hash.clone();
+    // Dave's rotation starts a chain (as for a token issued before chains) whose hash
+    // collides with Alice's (a unique index): its INSERT fails after its UPDATEs succeeded.
+    dave.step = Step::Upgrade {
+        chain_hash: alice_hash.clone(),
+    };
 
     // Another connection holds the write lock: the writer takes Alice's rotation and waits.
     let blocker = rusqlite::Connection::open(dir.path().join("auth.db")).unwrap();
@@ -190,28 +196,35 @@ async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone()
     // What the pool reads back (never the inline reader): exactly what was written.
     let pool = RefreshTokens::on(&auth.store().db, None, None);
     let FoundRefresh {
-        token: successor,
+        token: chain,
         session,
         account,
     } = pool
-        .find_with_session(bob.successor_hash.clone())
+        .find_with_session(bob_hash.clone())
         .await
         .unwrap()
-        .expect("Bob's successor is stored");
+        .expect("Bob's chain is stored");
     assert_eq!(account.email, "bob@example.com");
-    assert_eq!(successor.session_id, bob.session);
-    assert_eq!(successor.spent_at, None);
-    assert_eq!(successor.created_at, bob.at);
-    assert_eq!(successor.expires_at, bob.expires_at);
+    assert_eq!(chain.session_id, bob.session);
+    assert_eq!(chain.spent_at, None);
+    assert_eq!(chain.generation, Some(1), "moved on once, not twice");
+    assert_eq!(chain.rotated_at, Some(bob.at));
+    assert_eq!(chain.expires_at, bob.expires_at);
     assert_eq!(session.expires_at, bob.expires_at);
     assert_eq!(session.last_used_at, Some(bob.at));
     assert_eq!(session.last_ip.as_deref(), Some("192.0.2.7"));
     assert_eq!(session.last_user_agent.as_deref(), Some("group test"));
     assert!(
-        pool.is_live(bob.successor_hash.clone(), Utc::now())
+        pool.is_live(bob_hash.clone(), Some(1), Utc::now())
             .await
             .unwrap(),
-        "the pool's own query finds the writer's row live"
+        "the pool's own query finds the writer's generation live"
+    );
+    assert!(
+        !pool
+            .is_live(bob_hash.clone(), Some(0), Utc::now())
+            .await
+            .unwrap()
     );
     // Carol's and Dave's savepoints were rolled back: their tokens are unspent, their
     // sessions untouched.
@@ -219,8 +232,9 @@ async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone()
         let FoundRefresh { token, session, .. } =
             pool.find_with_session(hash.clone()).await.unwrap().unwrap();
         assert_eq!(
-            token.spent_at, None,
-            "a failed rotation left its token spent"
+            (token.spent_at, token.generation, token.rotated_at),
+            (None, Some(0), None),
+            "a failed rotation left its chain moved on"
         );
         assert_ne!(session.last_ip.as_deref(), Some("192.0.2.7"));
         assert_ne!(session.expires_at, rotation.expires_at);
@@ -232,15 +246,16 @@ async fn rotations_queued_during_a_commit_commit_together_and_each_fails_alone()
         .inline
         .as_ref()
         .expect("a file gets the inline read");
-    for hash in [&alice_hash, &carol_hash, &dave_hash, &bob.successor_hash] {
+    for hash in [&alice_hash, &carol_hash, &dave_hash, &bob_hash] {
         let pooled = pool.find_with_session(hash.clone()).await.unwrap();
         assert!(pooled.is_some());
         assert_eq!(inline.refresh_with_session(hash), Some(pooled), "{hash}");
     }
     assert_eq!(inline.refresh_with_session("unknown"), Some(None));
-    // Alice's rotation spent her first token.
+    // Alice's rotation spent her first token: her chain moved on.
     let found = pool.find_with_session(alice_hash).await.unwrap().unwrap();
-    assert_eq!(found.token.spent_at, Some(alice.at));
+    assert_eq!(found.token.generation, Some(1));
+    assert_eq!(found.token.rotated_at, Some(alice.at));
     assert_eq!(found.account.email, "alice@example.com");
 }
 
@@ -295,11 +310,12 @@ async fn a_refresh_reads_inside_the_batch_and_rotates_as_its_judgement_says() {
     // The first read found the token unspent and rotated it; the second, in the same
     // transaction, found it spent by the first and wrote nothing.
     let once = once.unwrap().expect("found");
-    assert_eq!(once.found.token.spent_at, None);
+    assert_eq!(once.found.token.generation, Some(0));
     assert_eq!(once.found.account.email, "alice@example.com");
     assert_eq!(once.rotated, Some(Rotated::Done));
     let again = again.unwrap().expect("found");
-    assert_eq!(again.found.token.spent_at, Some(alice.at));
+    assert_eq!(again.found.token.generation, Some(1));
+    assert_eq!(again.found.token.rotated_at, Some(alice.at));
     assert_eq!(again.found.token.id, once.found.token.id);
     assert_eq!(again.rotated, None);
     assert_eq!(unknown.await.unwrap(), None);
@@ -318,12 +334,12 @@ async fn a_refresh_reads_inside_the_batch_and_rotates_as_its_judgement_says() {
     // What the pool reads back: Alice's successor is her session's live token.
     let pool = RefreshTokens::on(&auth.store().db, None, None);
     assert!(
-        pool.is_live(alice.successor_hash.clone(), Utc::now())
+        pool.is_live(alice_hash.clone(), Some(1), Utc::now())
             .await
             .unwrap()
     );
-    let spent = pool.find_with_session(alice_hash).await.unwrap().unwrap();
-    assert_eq!(spent.token.spent_at, Some(alice.at));
+    let chain = pool.find_with_session(alice_hash).await.unwrap().unwrap();
+    assert_eq!(chain.token.rotated_at, Some(alice.at));
 }
 
 #[tokio::test]
@@ -343,30 +359,28 @@ async fn the_writer_takes_the_pools_page_limit() {
     assert_eq!(group.page_limit(), Some(5000));
 }
 
-/// Refreshes the token under `hash` `n` times, each refresh presenting the successor the
-/// one before stored, with `rotation`'s instants and client; returns the last successor.
-async fn rotate_chain(auth: &AuthService, mut hash: String, rotation: &Rotation, n: u64) -> String {
+/// Moves the chain under `hash` on `n` generations, one refresh at a time, each presenting
+/// the generation the one before left live, with `rotation`'s instants and client.
+async fn rotate_chain(auth: &AuthService, hash: &str, rotation: &Rotation, n: u64) {
     for _ in 0..n {
-        let successor = format!("successor-{}", uuid::Uuid::new_v4().simple());
         let template = rotation.clone();
-        let next = successor.clone();
         let decide: Decide = Box::new(move |found: &FoundRefresh| {
             Some(Rotation {
                 token: found.token.id,
-                successor_hash: next,
+                step: Step::Advance {
+                    from: found.token.generation.expect("a chain"),
+                },
                 ..template
             })
         });
         let refreshed = auth
             .store()
-            .find_and_rotate(hash, decide)
+            .find_and_rotate(hash.to_owned(), decide)
             .await
             .unwrap()
-            .expect("the token is found");
+            .expect("the chain is found");
         assert_eq!(refreshed.rotated, Some(Rotated::Done));
-        hash = successor;
     }
-    hash
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,9 +390,9 @@ async fn the_checkpointer_copies_the_committed_rotations_into_the_database_file(
     let group = auth.store().group_commit.as_ref().unwrap();
     let (rotation, hash) = rotation_of_new_account(&auth, "checkpoint@example.com").await;
     // One short of the mark: no checkpoint asked for yet.
-    let last = rotate_chain(&auth, hash, &rotation, CHECKPOINT_EVERY - 1).await;
+    rotate_chain(&auth, &hash, &rotation, CHECKPOINT_EVERY - 1).await;
     assert_eq!(group.checkpoints(), 0);
-    rotate_chain(&auth, last, &rotation, 1).await;
+    rotate_chain(&auth, &hash, &rotation, 1).await;
     wait_until("the checkpointer ran", || group.checkpoints() == 1).await;
 
     // The database file alone, without its WAL, holds every rotation: the checkpoint
@@ -386,14 +400,14 @@ async fn the_checkpointer_copies_the_committed_rotations_into_the_database_file(
     let copy = tempfile::tempdir().unwrap();
     std::fs::copy(dir.path().join("auth.db"), copy.path().join("auth.db")).unwrap();
     let file_alone = Connection::open(copy.path().join("auth.db")).unwrap();
-    let spent: i64 = file_alone
+    let generation: i64 = file_alone
         .query_row(
-            "SELECT COUNT(*) FROM refresh_tokens WHERE spent_at IS NOT NULL",
-            [],
+            "SELECT generation FROM refresh_tokens WHERE token_hash = ?1",
+            [&hash],
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(spent, CHECKPOINT_EVERY as i64);
+    assert_eq!(generation, CHECKPOINT_EVERY as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,7 +420,7 @@ async fn the_wal_starts_over_while_rotations_keep_coming() {
     let auth = service(dir.path()).await;
     let (rotation, hash) = rotation_of_new_account(&auth, "chain@example.com").await;
     const CHAIN: u64 = 3_000;
-    rotate_chain(&auth, hash, &rotation, CHAIN).await;
+    rotate_chain(&auth, &hash, &rotation, CHAIN).await;
     let group = auth.store().group_commit.as_ref().unwrap();
     assert!(group.checkpoints() >= CHAIN / CHECKPOINT_EVERY - 1);
     // A WAL file is as long as the most frames it ever held (4,096-byte pages, 24-byte
