@@ -376,15 +376,16 @@ Each database's own benchmark tool runs the statements the server sends (capture
 it; `bench/dblimits/`) on the database the server uses, seeded the same, over loopback, at
 the same concurrency: `pgbench -M prepared` on PostgreSQL, `sysbench` with a Lua script of
 prepared statements on MariaDB/MySQL. "The guard's query" is `me`'s one read; "the
-refresh's statements" are those of one successful `refreshToken`: the token, its
-session and its account by hash, then the write that spends it, refreshes the session and
-inserts the successor (one statement on PostgreSQL, a transaction on MariaDB/MySQL). A turn measures, back to back, the server's `me`, the
+refresh's statements" are those of one successful `refreshToken`: the session's
+refresh-token chain, its session and its account by the chain's hash, then the write that
+moves the chain on a generation and refreshes the session (one statement on PostgreSQL, a
+transaction on MariaDB/MySQL). A turn measures, back to back, the server's `me`, the
 tool's guard query, the server's `refreshToken` and the tool's refresh statements, each
 32 connections (clients) for {cfg['secs']} s, the order reversed every other turn ({n}
 turn{'' if n == 1 else 's'}); median (min–max) over the turns. Round trips per request:
 data segments the server sent on its database sockets (`ss -ti`) ÷ requests, over 20
 requests of each kind sent one at a time before the turns (the tool's scripts make one
-per statement: 1 for the guard's query; for the refresh's, 2 on PostgreSQL and 6 on
+per statement: 1 for the guard's query; for the refresh's, 2 on PostgreSQL and 5 on
 MariaDB/MySQL, BEGIN and COMMIT included).
 
 {chr(10).join(table)}
@@ -569,7 +570,8 @@ core count (its default), `BCRYPT_COST=12` (the default). Total time {elapsed / 
 4. **`refreshToken`.** 32 connections, each spending the refresh token the previous
    response returned (a rotation chain, as a client does), so every request rotates. On
    SQLite the rotations waiting at one moment commit together, one `fsync` for all
-   (issue 17); the section on `refreshToken` against concurrency gives 1, 8 and 32
+   (issue 17), and each moves its session's refresh-token chain on in place rather than
+   adding a row (issue 17 part 11); the section on `refreshToken` against concurrency gives 1, 8 and 32
    connections, beside the build before that change.
 5. **Scale.** The small database holds {1000 + 64:,} accounts; the large one
    ({counts}) was filled by bulk SQL in {seed_secs:.0f} s. The same `me` and
