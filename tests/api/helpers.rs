@@ -740,3 +740,49 @@ impl TestApp {
             .expect("emailVerified is a Boolean")
     }
 }
+
+/// Stores, for every session in `db` (the database at `database_url`), a refresh token of
+/// the kind issued before chains (43 characters, a row of its own, hashed with the refresh
+/// secret of `settings`), as a server before chains would have; returns them in the order
+/// of the sessions' ids.
+pub async fn store_pre_chain_refresh_tokens(
+    settings: &Settings,
+    db: &sea_orm::DatabaseConnection,
+    database_url: &str,
+) -> Vec<String> {
+    use auth_server::auth::tokens::{RefreshKeys, RefreshToken};
+    use base64::Engine;
+    use sea_orm::ConnectionTrait;
+    let store = auth_server::store::Store::new(db.clone(), database_url);
+    let keys = RefreshKeys::new(&settings.tokens);
+    let sessions = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM sessions ORDER BY id",
+        ))
+        .await
+        .expect("the sessions");
+    let at = chrono::Utc::now();
+    let mut tokens = Vec::new();
+    for row in sessions {
+        let session: uuid::Uuid = row.try_get_by_index(0).expect("an id");
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let token = RefreshToken::parse(&raw).expect("43 base64url characters");
+        store
+            .refresh_tokens()
+            .insert(
+                session,
+                keys.hash(&token),
+                None,
+                at,
+                at + chrono::Duration::days(7),
+            )
+            .await
+            .expect("insert a pre-chain token");
+        tokens.push(raw);
+    }
+    tokens
+}

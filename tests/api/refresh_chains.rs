@@ -5,15 +5,14 @@
 
 use std::time::Duration;
 
-use auth_server::auth::tokens::{RefreshKeys, RefreshToken};
-use auth_server::store::Store;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use uuid::Uuid;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, Tokens, spawn_app, spawn_app_with_clock};
+use crate::helpers::{
+    Backend, TestApp, Tokens, spawn_app, spawn_app_with_clock, store_pre_chain_refresh_tokens,
+};
 
 async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
     db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -133,44 +132,11 @@ async fn logout_with_an_earlier_generation_after_the_grace_window_revokes(backen
         .expect_error("UNAUTHENTICATED");
 }
 
-/// Stores a token of the kind issued before chains (43 characters, a row of its own) for
-/// the app's only session, as a server before chains would have; returns it.
+/// A token of the kind issued before chains for the app's only session.
 async fn legacy_token(app: &TestApp, db: &DatabaseConnection) -> String {
-    let session: Uuid = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT id FROM sessions",
-        ))
-        .await
-        .expect("select")
-        .expect("the session")
-        .try_get_by_index(0)
-        .expect("an id");
-    let raw = URL_SAFE_NO_PAD.encode(rand_bytes());
-    let token = RefreshToken::parse(&raw).expect("43 base64url characters");
-    let keys = RefreshKeys::new(&app.settings.tokens);
-    let store = Store::new(db.clone(), &app.database_url);
-    let at = chrono::Utc::now();
-    store
-        .refresh_tokens()
-        .insert(
-            session,
-            keys.hash(&token),
-            None,
-            at,
-            at + chrono::Duration::days(7),
-        )
-        .await
-        .expect("insert");
-    raw
-}
-
-fn rand_bytes() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    for chunk in bytes.chunks_mut(16) {
-        chunk.copy_from_slice(Uuid::new_v4().as_bytes());
-    }
-    bytes
+    let mut tokens = store_pre_chain_refresh_tokens(&app.settings, db, &app.database_url).await;
+    assert_eq!(tokens.len(), 1, "one session");
+    tokens.remove(0)
 }
 
 async fn a_token_issued_before_chains_refreshes_onto_a_chain(backend: Backend) {

@@ -339,52 +339,6 @@ impl Server {
     }
 }
 
-/// Stores, for every session of the SQLite file at `path`, a refresh token of the kind
-/// issued before chains (a row of its own; its rotation inserts the session's chain), as a
-/// server before chains would have; returns them.
-async fn legacy_tokens(settings: &Settings) -> Vec<String> {
-    use auth_server::auth::tokens::{RefreshKeys, RefreshToken};
-    use base64::Engine;
-    use sea_orm::ConnectionTrait;
-    use secrecy::ExposeSecret;
-    let db = auth_server::db::connect(&settings.database)
-        .await
-        .expect("connect");
-    let store = auth_server::store::Store::new(db.clone(), settings.database.url.expose_secret());
-    let keys = RefreshKeys::new(&settings.tokens);
-    let sessions = db
-        .query_all_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT id FROM sessions",
-        ))
-        .await
-        .expect("sessions");
-    let at = chrono::Utc::now();
-    let mut tokens = Vec::new();
-    for row in sessions {
-        let session: uuid::Uuid = row.try_get_by_index(0).expect("an id");
-        let mut bytes = [0u8; 32];
-        bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let token = RefreshToken::parse(&raw).expect("43 base64url characters");
-        store
-            .refresh_tokens()
-            .insert(
-                session,
-                keys.hash(&token),
-                None,
-                at,
-                at + chrono::Duration::days(7),
-            )
-            .await
-            .expect("insert");
-        tokens.push(raw);
-    }
-    db.close().await.expect("close");
-    tokens
-}
-
 /// Rotations (committed in groups on SQLite) meet a full disk. A chain moves on in place,
 /// so its rotations need no new page and go on while the file is full. A token issued
 /// before chains starts its session's chain, a new row: a refused one leaves its token as
@@ -414,7 +368,15 @@ async fn rotations_around_a_full_disk_are_answered_only_when_committed() {
         chains.push(token.unwrap_or_else(|| panic!("{body}")).to_owned());
     }
     roomy.shut_down().await;
-    let mut upgrading = legacy_tokens(&settings).await;
+    let mut upgrading = {
+        let db = auth_server::db::connect(&settings.database)
+            .await
+            .expect("connect");
+        let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
+        let tokens = store_pre_chain_refresh_tokens(&settings, &db, &url).await;
+        db.close().await.expect("close");
+        tokens
+    };
     assert_eq!(upgrading.len(), 40);
     let pages: i64 = rusqlite::Connection::open(&path)
         .expect("open")

@@ -43,7 +43,7 @@ const CHAIN_BYTES: usize = 16 + 8 + 32;
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken {
     raw: String,
-    chain: Option<Link>,
+    chain: Option<ChainToken>,
 }
 
 /// Where a chain token sits: its chain and generation.
@@ -51,6 +51,13 @@ pub struct RefreshToken {
 struct Link {
     id: [u8; 16],
     generation: u64,
+}
+
+/// A chain token as presented: where it sits, and the MAC it carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ChainToken {
+    link: Link,
+    mac: [u8; 32],
 }
 
 impl std::fmt::Debug for RefreshToken {
@@ -77,11 +84,15 @@ impl RefreshToken {
         let generation = u64::from_be_bytes(bytes[16..24].try_into().ok()?);
         // The database counts generations in a signed 64-bit column.
         i64::try_from(generation).ok()?;
+        let link = Link {
+            id: bytes[..16].try_into().ok()?,
+            generation,
+        };
         Some(Self {
             raw: raw.to_owned(),
-            chain: Some(Link {
-                id: bytes[..16].try_into().ok()?,
-                generation,
+            chain: Some(ChainToken {
+                link,
+                mac: bytes[24..].try_into().ok()?,
             }),
         })
     }
@@ -97,7 +108,7 @@ impl RefreshToken {
     /// The generation of its chain this token is; `None` for a token issued before chains.
     pub fn generation(&self) -> Option<i64> {
         // `parse` and `RefreshKeys` keep it within `i64`.
-        self.chain.map(|link| link.generation as i64)
+        self.chain.map(|chain| chain.link.generation as i64)
     }
 }
 
@@ -124,7 +135,7 @@ impl RefreshKeys {
     /// generation of its chain, or for a token issued before chains, generation 0 of the
     /// chain derived from it. `None` only past the last generation a chain can count to.
     pub fn successor(&self, token: &RefreshToken) -> Option<RefreshToken> {
-        let next = match token.chain {
+        let next = match token.chain.map(|chain| chain.link) {
             Some(link) => Link {
                 id: link.id,
                 generation: link
@@ -146,20 +157,17 @@ impl RefreshKeys {
     /// Whether `token` was made with this key: a chain token's MAC is checked (in constant
     /// time); a token issued before chains is random, and only its stored hash can tell.
     pub fn authentic(&self, token: &RefreshToken) -> bool {
-        let Some(link) = token.chain else {
+        let Some(chain) = token.chain else {
             return true;
         };
-        let Ok(bytes) = URL_SAFE_NO_PAD.decode(&token.raw) else {
-            return false;
-        };
-        bytes.len() == CHAIN_BYTES && self.link_mac(link).verify_slice(&bytes[24..]).is_ok()
+        self.link_mac(chain.link).verify_slice(&chain.mac).is_ok()
     }
 
     /// What the database stores and looks tokens up by: for a chain token its chain's
     /// hash, the same for every generation; for one issued before chains, its own.
     pub fn hash(&self, token: &RefreshToken) -> String {
         let mac = match token.chain {
-            Some(link) => self.mac(&[b"chain-storage", b":", &link.id]),
+            Some(chain) => self.mac(&[b"chain-storage", b":", &chain.link.id]),
             None => self.mac(&[b"storage", b":", token.raw.as_bytes()]),
         };
         crate::hex::lower(&mac)
@@ -169,10 +177,11 @@ impl RefreshKeys {
         let mut bytes = [0u8; CHAIN_BYTES];
         bytes[..16].copy_from_slice(&link.id);
         bytes[16..24].copy_from_slice(&link.generation.to_be_bytes());
-        bytes[24..].copy_from_slice(&self.link_mac(link).finalize().into_bytes());
+        let mac: [u8; 32] = self.link_mac(link).finalize().into_bytes().into();
+        bytes[24..].copy_from_slice(&mac);
         RefreshToken {
             raw: URL_SAFE_NO_PAD.encode(bytes),
-            chain: Some(link),
+            chain: Some(ChainToken { link, mac }),
         }
     }
 

@@ -51,24 +51,20 @@ impl Connection {
     pub(in crate::store) async fn rotate(&mut self, r: &Rotation) -> Result<Rotated, DbErr> {
         match self {
             Self::Postgres(conn) => {
+                let sql = match r.step {
+                    Step::Advance { .. } => ADVANCE_POSTGRES,
+                    Step::Upgrade { .. } => UPGRADE_POSTGRES,
+                };
+                let query = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(r.at)
+                    .bind(r.token)
+                    .bind(r.expires_at)
+                    .bind(r.client.ip_text())
+                    .bind(r.client.user_agent.as_deref())
+                    .bind(r.session);
                 let query = match &r.step {
-                    Step::Advance { from } => sqlx::query_as(AssertSqlSafe(ADVANCE_POSTGRES))
-                        .bind(r.at)
-                        .bind(r.token)
-                        .bind(r.expires_at)
-                        .bind(r.client.ip_text())
-                        .bind(r.client.user_agent.as_deref())
-                        .bind(r.session)
-                        .bind(*from),
-                    Step::Upgrade { chain_hash } => sqlx::query_as(AssertSqlSafe(UPGRADE_POSTGRES))
-                        .bind(r.at)
-                        .bind(r.token)
-                        .bind(r.expires_at)
-                        .bind(r.client.ip_text())
-                        .bind(r.client.user_agent.as_deref())
-                        .bind(r.session)
-                        .bind(chain_hash.as_str())
-                        .bind(new_id()),
+                    Step::Advance { from } => query.bind(*from),
+                    Step::Upgrade { chain_hash } => query.bind(chain_hash.as_str()).bind(new_id()),
                 };
                 let (spent, done): (i64, i64) =
                     query.fetch_one(&mut **conn).await.map_err(sqlx_error)?;
