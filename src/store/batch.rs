@@ -209,11 +209,16 @@ where
 }
 
 /// How many batches of one read may run at once: a quarter of a pool of `max`
-/// connections, at least one, at most four, so that the reads never hold the connections
-/// the writes need.
+/// connections, at least one, at most two, so that the reads never hold the connections
+/// the writes need. More slots make smaller batches, not more reads: with a pool of 32,
+/// four slots cost `me` 7–46 % against two on an AMD machine and 10–17 % on an Intel one
+/// (`bench/FINDINGS.md`, issue 17 parts 11 and 12), so a larger pool goes to the writes.
 pub(super) fn slots_of(max: u32) -> usize {
-    usize::try_from(max / 4).unwrap_or(1).clamp(1, 4)
+    usize::try_from(max / 4).unwrap_or(1).clamp(1, MAX_SLOTS)
 }
+
+/// The most batches of one read that run at once, whatever the pool's size.
+const MAX_SLOTS: usize = 2;
 
 #[cfg(test)]
 mod tests {
@@ -289,9 +294,12 @@ mod tests {
     }
 
     #[test]
-    fn batches_take_a_quarter_of_the_pool_from_one_to_four() {
+    fn batches_take_a_quarter_of_the_pool_from_one_to_two() {
         assert_eq!(slots_of(1), 1);
+        assert_eq!(slots_of(7), 1);
+        assert_eq!(slots_of(8), 2);
         assert_eq!(slots_of(10), 2);
-        assert_eq!(slots_of(100), 4);
+        assert_eq!(slots_of(32), 2);
+        assert_eq!(slots_of(100), 2);
     }
 }
