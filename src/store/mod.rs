@@ -21,7 +21,6 @@ mod security_events;
 mod sessions;
 mod signing_keys;
 mod users;
-mod warm;
 
 use std::sync::Arc;
 

@@ -4,8 +4,7 @@
 //! Through the pool, the two steps took a connection each, and each connection's release
 //! cost a round trip: sqlx pings every connection it takes back, unconditionally. On one
 //! connection, a refresh pays one acquire and one ping (`bench/FINDINGS.md`, issue 17
-//! part 8), and none when the connection is one kept between uses (`crate::store::warm`,
-//! part 12). The statements are fixed texts, prepared once per connection by sqlx's cache,
+//! part 8). The statements are fixed texts, prepared once per connection by sqlx's cache,
 //! as the guard's and the refresh read's already were (`sessions::server_read`).
 //!
 //! Both steps run in a task of their own, so a request dropped meanwhile (a client that
@@ -27,20 +26,16 @@ impl ServerRead {
         token_hash: String,
         decide: Decide,
     ) -> Result<Option<Refreshed>, DbErr> {
-        let (connection, give_back) = self.connection();
+        let connection = self.connection();
         let steps = async move {
             let mut conn = connection.await?;
             let Some(found) = conn.refresh_with_session(&token_hash).await? else {
-                give_back(conn);
                 return Ok(None);
             };
             let rotated = match decide(&found) {
                 Some(rotation) => Some(conn.rotate(&rotation).await?),
                 None => None,
             };
-            // Only after both steps ended cleanly: an error above drops the connection
-            // into the pool, whose ping on release tests it.
-            give_back(conn);
             Ok(Some(Refreshed { found, rotated }))
         };
         tokio::spawn(steps)
@@ -72,14 +67,14 @@ impl Connection {
                     Step::Upgrade { chain_hash } => query.bind(chain_hash.as_str()).bind(new_id()),
                 };
                 let (spent, done): (i64, i64) =
-                    query.fetch_one(&mut *conn.conn).await.map_err(sqlx_error)?;
+                    query.fetch_one(&mut **conn).await.map_err(sqlx_error)?;
                 Ok(match (spent, done) {
                     (0, _) => Rotated::AlreadySpent,
                     (_, 0) => Rotated::SessionGone,
                     _ => Rotated::Done,
                 })
             }
-            Self::MySql(conn) => rotate_mysql(&mut conn.conn, r).await.map_err(sqlx_error),
+            Self::MySql(conn) => rotate_mysql(conn, r).await.map_err(sqlx_error),
         }
     }
 }
