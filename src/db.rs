@@ -53,6 +53,7 @@ pub async fn connect_with(
         // three, counting the ping sqlx always sends on release; see bench/FINDINGS.md,
         // issue 17). A connection cut by an outage is still caught: one idle for longer is
         // pinged, and one whose query failed fails sqlx's ping on release and is closed.
+        // (The hot reads and rotations also skip the ping on release: `store::warm`.)
         options.test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
     }
     if url.starts_with("postgres") {

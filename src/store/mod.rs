@@ -21,6 +21,7 @@ mod security_events;
 mod sessions;
 mod signing_keys;
 mod users;
+mod warm;
 
 use std::sync::Arc;
 

@@ -849,3 +849,93 @@ async fn server_connections_all_carry_the_session_settings(backend: Backend) {
 }
 
 crate::server_backend_tests!(server_connections_all_carry_the_session_settings);
+
+/// Every connection of the server killed between requests, after enough load that it keeps
+/// some checked out between uses (its kept connections, which skip sqlx's ping on release):
+/// `me` and `refreshToken` fail at most once per connection the pool could hold, then
+/// answer again, each on a fresh connection. A refresh that failed rotated nothing: its
+/// token still works.
+async fn connections_killed_between_requests_are_replaced(backend: Backend) {
+    const POOL: u32 = 8;
+    let app = spawn_app_with(backend, |s| s.database.max_connections = POOL).await;
+    let admin = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("admin connects");
+    use sea_orm::ConnectionTrait;
+    let tokens = app.register_ok("kept@example.com").await;
+    let mut refresh = tokens.refresh.clone();
+    // Concurrent reads and a few rotations, so that several connections are kept.
+    for _ in 0..3 {
+        join_all((0..16).map(|_| app.me(Some(&tokens.access)))).await;
+    }
+    for _ in 0..3 {
+        let r = app.refresh(&refresh).await;
+        refresh = Tokens::from_payload(r.data("refreshToken")).refresh;
+    }
+
+    let others = match backend {
+        Backend::Postgres => {
+            "SELECT pid::bigint FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        }
+        _ => {
+            "SELECT CAST(id AS SIGNED) FROM information_schema.processlist \
+             WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        }
+    };
+    let rows = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            others,
+        ))
+        .await
+        .expect("the server's connections");
+    assert!(!rows.is_empty(), "the server holds connections");
+    for row in rows {
+        let id: i64 = row.try_get_by_index(0).expect("id");
+        let kill = match backend {
+            Backend::Postgres => format!("SELECT pg_terminate_backend({id})"),
+            _ => format!("KILL {id}"),
+        };
+        // A connection may have gone meanwhile; the others are still killed.
+        let _ = admin.execute_unprepared(&kill).await;
+    }
+
+    let mut failed = 0;
+    loop {
+        let r = app.me(Some(&tokens.access)).await;
+        match r.code() {
+            None => break,
+            Some(code) => {
+                assert_eq!(code, "INTERNAL_SERVER_ERROR", "{}", r.body);
+                failed += 1;
+                assert!(failed <= POOL, "me still fails after {failed} tries");
+            }
+        }
+    }
+    for _ in 0..20 {
+        assert_eq!(app.me(Some(&tokens.access)).await.code(), None);
+    }
+    let mut failed = 0;
+    loop {
+        let r = app.refresh(&refresh).await;
+        match r.code() {
+            None => {
+                refresh = Tokens::from_payload(r.data("refreshToken")).refresh;
+                break;
+            }
+            Some(code) => {
+                assert_eq!(code, "INTERNAL_SERVER_ERROR", "{}", r.body);
+                failed += 1;
+                assert!(failed <= POOL, "refresh still fails after {failed} tries");
+            }
+        }
+    }
+    for _ in 0..10 {
+        let r = app.refresh(&refresh).await;
+        refresh = Tokens::from_payload(r.data("refreshToken")).refresh;
+    }
+    admin.close().await.ok();
+}
+
+crate::server_backend_tests!(connections_killed_between_requests_are_replaced);

@@ -4,7 +4,8 @@
 //! Through the pool, the two steps took a connection each, and each connection's release
 //! cost a round trip: sqlx pings every connection it takes back, unconditionally. On one
 //! connection, a refresh pays one acquire and one ping (`bench/FINDINGS.md`, issue 17
-//! part 8). The statements are fixed texts, prepared once per connection by sqlx's cache,
+//! part 8), and none when the connection is one kept between uses (`crate::store::warm`,
+//! parts 12 and 13). The statements are fixed texts, prepared once per connection by sqlx's cache,
 //! as the guard's and the refresh read's already were (`sessions::server_read`).
 //!
 //! Both steps run in a task of their own, so a request dropped meanwhile (a client that
@@ -26,19 +27,26 @@ impl ServerRead {
         token_hash: String,
         decide: Decide,
     ) -> Result<Option<Refreshed>, DbErr> {
-        let connection = self.connection();
+        let (connection, give_back) = self.connection();
         let steps = async move {
             let mut conn = connection.await?;
             let Some(found) = conn.refresh_with_session(&token_hash).await? else {
+                give_back(conn);
                 return Ok(None);
             };
             let rotated = match decide(&found) {
                 Some(rotation) => Some(conn.rotate(&rotation).await?),
                 None => None,
             };
+            // Only after both steps ended cleanly: an error above drops the connection
+            // into the pool, whose ping on release tests it.
+            give_back(conn);
             Ok(Some(Refreshed { found, rotated }))
         };
-        tokio::spawn(steps)
+        // Boxed first: the future holds every statement's state (kilobytes), which `spawn`
+        // would otherwise copy more than once on its way into the task (2 % of the server's
+        // CPU under a MariaDB refresh load, `bench/FINDINGS.md` issue 17 part 13).
+        tokio::spawn(Box::pin(steps))
             .await
             .map_err(|e| DbErr::Custom(format!("the task of a refresh's storage failed: {e}")))?
     }
@@ -67,14 +75,14 @@ impl Connection {
                     Step::Upgrade { chain_hash } => query.bind(chain_hash.as_str()).bind(new_id()),
                 };
                 let (spent, done): (i64, i64) =
-                    query.fetch_one(&mut **conn).await.map_err(sqlx_error)?;
+                    query.fetch_one(&mut *conn.conn).await.map_err(sqlx_error)?;
                 Ok(match (spent, done) {
                     (0, _) => Rotated::AlreadySpent,
                     (_, 0) => Rotated::SessionGone,
                     _ => Rotated::Done,
                 })
             }
-            Self::MySql(conn) => rotate_mysql(conn, r).await.map_err(sqlx_error),
+            Self::MySql(conn) => rotate_mysql(&mut conn.conn, r).await.map_err(sqlx_error),
         }
     }
 }

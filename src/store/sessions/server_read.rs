@@ -15,13 +15,10 @@
 //! compared with its own instant, so an answer is the one its own read would have given
 //! at the moment the batch ran.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::sqlx::{
-    AssertSqlSafe, ColumnIndex, Decode, FromRow, MySql, MySqlPool, PgPool, Postgres, Row, Type,
-};
+use sea_orm::sqlx::{AssertSqlSafe, ColumnIndex, Decode, FromRow, MySql, Postgres, Row, Type};
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, IdenStatic, QueryTrait, RuntimeErr};
 use uuid::Uuid;
 
@@ -30,6 +27,7 @@ use crate::entity::{refresh_token, session};
 use crate::store::batch::{Batcher, MAX_BATCH, slots_of};
 use crate::store::refresh_tokens::{FoundRefresh, find_with_session};
 use crate::store::users::{ACCOUNT_COLUMNS, AccountRow, account};
+use crate::store::warm::{Lent, Warm};
 
 /// A session row as the batch reads it: the account's columns ([`AccountRow`], first, so
 /// that its own decoding reads them), then the session's id and expiry.
@@ -60,11 +58,33 @@ where
     }
 }
 
-/// The pool the guard reads from directly.
+/// The pool the guard reads from directly, with the connections kept between its uses
+/// (see [`crate::store::warm`]).
 #[derive(Clone)]
 enum Pool {
-    Postgres(PgPool),
-    MySql(MySqlPool),
+    Postgres(Arc<Warm<Postgres>>),
+    MySql(Arc<Warm<MySql>>),
+}
+
+impl Pool {
+    /// A connection, kept or the pool's.
+    async fn take(&self) -> Result<Connection, DbErr> {
+        match self {
+            Self::Postgres(warm) => warm.take().await.map(Connection::Postgres),
+            Self::MySql(warm) => warm.take().await.map(Connection::MySql),
+        }
+        .map_err(sqlx_error)
+    }
+
+    /// Gives back `conn` after a use that ended cleanly (see [`Warm::put`]).
+    fn put(&self, conn: Connection) {
+        match (self, conn) {
+            (Self::Postgres(warm), Connection::Postgres(lent)) => warm.put(lent),
+            (Self::MySql(warm), Connection::MySql(lent)) => warm.put(lent),
+            // Never made: a pool lends only its own kind. Dropped, it goes back to its pool.
+            _ => {}
+        }
+    }
 }
 
 /// The guard's direct read: the pool, and the batching task when one runs.
@@ -79,13 +99,17 @@ impl ServerRead {
     /// ask is its own read.
     pub(in crate::store) fn of(db: &DatabaseConnection) -> Option<Self> {
         let pool = match db.get_database_backend() {
-            DatabaseBackend::Postgres => Pool::Postgres(db.get_postgres_connection_pool().clone()),
-            DatabaseBackend::MySql => Pool::MySql(db.get_mysql_connection_pool().clone()),
+            DatabaseBackend::Postgres => {
+                Pool::Postgres(Warm::new(db.get_postgres_connection_pool().clone()))
+            }
+            DatabaseBackend::MySql => {
+                Pool::MySql(Warm::new(db.get_mysql_connection_pool().clone()))
+            }
             _ => return None,
         };
         let max = match &pool {
-            Pool::Postgres(p) => p.options().get_max_connections(),
-            Pool::MySql(p) => p.options().get_max_connections(),
+            Pool::Postgres(w) => w.pool().options().get_max_connections(),
+            Pool::MySql(w) => w.pool().options().get_max_connections(),
         };
         let batched = pool.clone();
         let batches = Batcher::start("session", slots_of(max), move |sids: Vec<Uuid>| {
@@ -123,34 +147,34 @@ impl ServerRead {
         &self,
         token_hash: &str,
     ) -> Result<Option<FoundRefresh>, DbErr> {
-        self.connection()
-            .await?
-            .refresh_with_session(token_hash)
-            .await
+        let pool = self.pool.clone();
+        let mut conn = pool.take().await?;
+        let found = conn.refresh_with_session(token_hash).await?;
+        pool.put(conn);
+        Ok(found)
     }
 
-    /// One connection of the pool, held until dropped: for the steps of one refresh, which
-    /// then pay one acquire, and one release (sqlx pings every connection it takes back),
-    /// instead of one per step.
+    /// One connection, kept or the pool's, held for the steps of one refresh, which then
+    /// pay one acquire instead of one per step; and the way to give it back after a use
+    /// that ended cleanly, which saves the ping of a release (see [`crate::store::warm`]).
+    /// Dropped instead, it goes back to the pool, pinged.
     pub(in crate::store) fn connection(
         &self,
-    ) -> impl Future<Output = Result<Connection, DbErr>> + Send + 'static {
+    ) -> (
+        impl Future<Output = Result<Connection, DbErr>> + Send + 'static,
+        impl FnOnce(Connection) + Send + 'static,
+    ) {
         let pool = self.pool.clone();
-        async move {
-            match pool {
-                Pool::Postgres(pool) => pool.acquire().await.map(Connection::Postgres),
-                Pool::MySql(pool) => pool.acquire().await.map(Connection::MySql),
-            }
-            .map_err(sqlx_error)
-        }
+        let home = self.pool.clone();
+        (async move { pool.take().await }, move |conn| home.put(conn))
     }
 }
 
-/// A connection of [`ServerRead`]'s pool (the sea-orm pool's own), back to the pool when
-/// dropped.
+/// A connection of [`ServerRead`]'s pool (the sea-orm pool's own), lent by its kept
+/// connections ([`crate::store::warm`]); back to the pool when dropped.
 pub(in crate::store) enum Connection {
-    Postgres(PoolConnection<Postgres>),
-    MySql(PoolConnection<MySql>),
+    Postgres(Lent<Postgres>),
+    MySql(Lent<MySql>),
 }
 
 impl Connection {
@@ -164,14 +188,14 @@ impl Connection {
                 sea_orm::sqlx::query_as::<_, RefreshRow>(AssertSqlSafe(REFRESH_POSTGRES.as_str()))
                     .bind(token_hash)
                     .bind(1_i64)
-                    .fetch_optional(&mut **conn)
+                    .fetch_optional(&mut *conn.conn)
                     .await
             }
             Self::MySql(conn) => {
                 sea_orm::sqlx::query_as::<_, RefreshRow>(AssertSqlSafe(REFRESH_MYSQL.as_str()))
                     .bind(token_hash)
                     .bind(1_u64)
-                    .fetch_optional(&mut **conn)
+                    .fetch_optional(&mut *conn.conn)
                     .await
             }
         };
@@ -260,24 +284,26 @@ fn live(row: BatchRow, sid: Uuid, at: DateTime<Utc>) -> Option<Account> {
     (row.sid == sid && row.expires_at > at).then(|| account(row.account))
 }
 
-/// The rows of the not-revoked sessions among `sids` (distinct, at most [`MAX_BATCH`]).
+/// The rows of the not-revoked sessions among `sids` (distinct, at most [`MAX_BATCH`]), on
+/// a kept connection (given back only if the read ended cleanly).
 async fn read(pool: &Pool, sids: &[Uuid]) -> Result<Vec<BatchRow>, DbErr> {
-    let rows = match pool {
+    let mut conn = pool.take().await?;
+    let rows = match &mut conn {
         // One session by `id = $1`: with `= ANY($1)` PostgreSQL answered a lone `me` in
         // 0.12 ms instead of 0.04 (a bitmap scan over a one-element array; FINDINGS).
-        Pool::Postgres(pool) if sids.len() == 1 => {
+        Connection::Postgres(lent) if sids.len() == 1 => {
             sea_orm::sqlx::query_as::<_, BatchRow>(AssertSqlSafe(POSTGRES_ONE.as_str()))
                 .bind(sids[0])
-                .fetch_all(pool)
+                .fetch_all(&mut *lent.conn)
                 .await
         }
-        Pool::Postgres(pool) => {
+        Connection::Postgres(lent) => {
             sea_orm::sqlx::query_as::<_, BatchRow>(AssertSqlSafe(POSTGRES.as_str()))
                 .bind(sids)
-                .fetch_all(pool)
+                .fetch_all(&mut *lent.conn)
                 .await
         }
-        Pool::MySql(pool) => {
+        Connection::MySql(lent) => {
             // `IN` takes one placeholder per value: the list is padded (with its last id) to
             // the next power of two, so a connection prepares at most seven statements.
             let (width, sql) = MYSQL
@@ -288,10 +314,12 @@ async fn read(pool: &Pool, sids: &[Uuid]) -> Result<Vec<BatchRow>, DbErr> {
             for i in 0..*width {
                 query = query.bind(sids[i.min(sids.len() - 1)]);
             }
-            query.fetch_all(pool).await
+            query.fetch_all(&mut *lent.conn).await
         }
     };
-    rows.map_err(sqlx_error)
+    let rows = rows.map_err(sqlx_error)?;
+    pool.put(conn);
+    Ok(rows)
 }
 
 /// The batch's statement with identifiers quoted by `quote` and the sessions' ids matched
