@@ -290,12 +290,14 @@ mod tests {
 
     #[tokio::test]
     async fn uses_waiting_for_a_connection_are_served_in_the_order_they_came() {
-        // Four connections, three lendable: all three out, then five uses queue.
+        // Four connections, three lendable: all three out, the fourth held by the rest of
+        // the server, then five uses queue.
         let warm = Warm::new(pool(4).await);
         let mut out = Vec::new();
         for _ in 0..3 {
             out.push(warm.take().await.unwrap());
         }
+        let other = warm.pool().acquire().await.unwrap();
         let (served, mut order) = tokio::sync::mpsc::unbounded_channel();
         let mut waiting = Vec::new();
         for i in 0..5_u32 {
@@ -309,25 +311,29 @@ mod tests {
                 warm.put(lent);
             }));
             // Each in the queue before the next one comes (a test runtime has one thread,
-            // so the task runs to its wait for a turn here).
+            // so the task runs to its wait here).
             for _ in 0..8 {
                 tokio::task::yield_now().await;
             }
         }
-        // Uses that come now, while the queue is full, go behind it even though a
-        // connection is given back at once: nothing overtakes.
+        // A use that comes once the connections are given back goes behind the five
+        // waiting, even though a kept connection is there for it at once.
         for l in out {
             warm.put(l);
         }
-        let late = warm.take().await.unwrap();
+        let late = tokio::time::timeout(Duration::from_secs(5), warm.take())
+            .await
+            .expect("the late use is served")
+            .unwrap();
         served.send(5).unwrap();
         drop(served);
         let mut got = Vec::new();
-        while let Some(i) = order.recv().await {
+        while let Ok(Some(i)) = tokio::time::timeout(Duration::from_secs(5), order.recv()).await {
             got.push(i);
         }
         assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
         warm.put(late);
+        drop(other);
         for w in waiting {
             w.await.unwrap();
         }
